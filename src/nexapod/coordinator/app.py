@@ -1,0 +1,82 @@
+"""The coordinator's FastAPI application, built from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+import nexapod
+from nexapod.coordinator.context import Context, mesh_limits, system_clock_ms
+from nexapod.coordinator.limits import BodySizeLimit
+from nexapod.coordinator.maintenance import MaintenanceLoop
+from nexapod.coordinator.problems import install_problem_handlers
+from nexapod.mesh.api import router as mesh_router
+from nexapod.registry.api import router as registry_router
+from nexapod.settings import Settings
+from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
+
+__all__ = ["Health", "create_app"]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database: str
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock_ms: Callable[[], int] = system_clock_ms,
+    run_maintenance: bool = True,
+) -> FastAPI:
+    """Build the app: migrate the store, wire the routers and the error handlers."""
+    engine = make_engine(settings.resolved_database_url())
+    migrate_to_head(engine)
+    ctx = Context(
+        settings=settings,
+        uow_factory=unit_of_work_factory(engine),
+        read_uow_factory=unit_of_work_factory(engine, read_only=True),
+        limits=mesh_limits(settings),
+        clock_ms=clock_ms,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        loop = MaintenanceLoop(ctx) if run_maintenance else None
+        if loop is not None:
+            loop.start()
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="NexaPod coordinator",
+        version=nexapod.__version__,
+        summary="Hands out work units of scientific jobs to sandboxed nodes and verifies results.",
+        lifespan=lifespan,
+    )
+    app.state.context = ctx
+    install_problem_handlers(app)
+    app.include_router(registry_router)
+    app.include_router(mesh_router)
+
+    @app.get("/v1/health", tags=["operations"])
+    def health() -> Health:
+        """Liveness, and the baseline of the coordinator benchmark (no database work)."""
+        return Health(status="ok", version=nexapod.__version__, database=engine.dialect.name)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(BodySizeLimit, body_bytes_max=settings.body_bytes_max)
+    return app

@@ -1,0 +1,60 @@
+"""What every request handler needs: settings, units of work, limits and the clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from nexapod.mesh.rules import LeaseTiming
+from nexapod.mesh.service import MeshLimits
+from nexapod.settings import Settings
+from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
+
+__all__ = ["Context", "ContextDep", "mesh_limits", "system_clock_ms"]
+
+
+def system_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Context:
+    """Built once at start-up and shared by every request."""
+
+    settings: Settings
+    uow_factory: UnitOfWorkFactory
+    read_uow_factory: UnitOfWorkFactory
+    limits: MeshLimits
+    clock_ms: Callable[[], int] = system_clock_ms
+    jobs_to_merge: threading.Event = field(default_factory=threading.Event)
+
+    def uow(self) -> UnitOfWork:
+        return self.uow_factory()
+
+    def read_uow(self) -> UnitOfWork:
+        return self.read_uow_factory()
+
+
+def mesh_limits(settings: Settings) -> MeshLimits:
+    return MeshLimits(
+        timing=LeaseTiming(settings.lease_s_min, settings.lease_s_max, settings.lease_slack_factor),
+        leases_per_request_max=settings.leases_per_request_max,
+        results_per_request_max=settings.results_per_request_max,
+        result_bytes_max=settings.result_bytes_max,
+        unit_attempts_max=settings.unit_attempts_max,
+        dataset_spectra_max=settings.dataset_spectra_max,
+        page_size_max=settings.page_size_max,
+    )
+
+
+def _context(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[Context, Depends(_context)]

@@ -1,0 +1,78 @@
+"""The coordinator's background duties: merge finished jobs, expire leases, prune nonces.
+
+Each duty is idempotent, so several coordinator processes over one database may run
+it side by side; a crash in the middle is finished by the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from nexapod.coordinator.context import Context
+from nexapod.logs import log_event
+from nexapod.mesh import service as mesh
+from nexapod.mesh.store import JobRow
+from nexapod.registry import service as registry
+
+__all__ = ["MaintenanceLoop", "run_maintenance_once"]
+
+logger = logging.getLogger("nexapod.coordinator.maintenance")
+INTERVAL_S = 1.0
+MERGES_PER_PASS_MAX = 16
+
+
+def run_maintenance_once(ctx: Context) -> int:
+    """One pass of every duty; returns how many jobs it merged."""
+    now_ms = ctx.clock_ms()
+    with ctx.uow() as uow:
+        expired = mesh.expire_overdue_leases(uow, now_ms, ctx.limits.unit_attempts_max)
+        uow.commit()
+    if expired:
+        log_event(logger, "lease.expired", count=expired)
+    with ctx.uow() as uow:
+        registry.prune_nonces(uow, now_ms)
+    with ctx.read_uow() as uow:
+        job_ids = list(
+            uow.session.scalars(
+                select(JobRow.job_id).where(JobRow.status == "merging").limit(MERGES_PER_PASS_MAX)
+            )
+        )
+    merged = 0
+    for job_id in job_ids:
+        try:
+            if mesh.finalize_job(ctx.read_uow(), ctx.uow(), job_id, ctx.clock_ms()):
+                merged += 1
+                log_event(logger, "job.done", job_id=job_id)
+        except IntegrityError:  # another coordinator merged it first
+            continue
+    return merged
+
+
+class MaintenanceLoop:
+    """Runs :func:`run_maintenance_once` every second, or at once when woken."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nexapod-maintenance", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._ctx.jobs_to_merge.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_maintenance_once(self._ctx)
+            except OperationalError:
+                logger.exception("maintenance.failed")
+            self._ctx.jobs_to_merge.wait(INTERVAL_S)
+            self._ctx.jobs_to_merge.clear()

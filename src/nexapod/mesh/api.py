@@ -1,0 +1,141 @@
+"""HTTP routes of the mesh: jobs, input blocks, leases, results and products."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from nexapod.coordinator.auth import SignedRequestDep, authenticate, require_node, require_user
+from nexapod.coordinator.context import ContextDep
+from nexapod.coordinator.openapi import PROBLEM_RESPONSES, SIGNED_PROBLEM_RESPONSES
+from nexapod.mesh import atlas_jobs, errors, service
+from nexapod.protocol.v1 import (
+    FailureReport,
+    JobList,
+    JobView,
+    LeaseRequest,
+    LeaseResponse,
+    NeighbourView,
+    SpectrumNeighbours,
+    SubmitJobRequest,
+    SubmitResultsRequest,
+    SubmitResultsResponse,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["mesh"])
+
+JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+OCTET_STREAM = {200: {"content": {"application/octet-stream": {}}, "description": "Bytes"}}
+
+
+@router.post("/jobs", status_code=201, responses=SIGNED_PROBLEM_RESPONSES)
+def submit_job(body: SubmitJobRequest, signed: SignedRequestDep, ctx: ContextDep) -> JobView:
+    """Submit a job (signed by a registered user); its units are queued at once."""
+    with ctx.uow() as uow:
+        now_ms = ctx.clock_ms()
+        username = require_user(authenticate(uow, signed, now_ms, ctx.settings.request_skew_s_max))
+        return service.submit_job(uow, username, body, now_ms, ctx.limits)
+
+
+@router.get("/jobs", responses=PROBLEM_RESPONSES)
+def list_jobs(
+    ctx: ContextDep,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
+) -> JobList:
+    """Jobs, newest first; ``limit`` is capped by the coordinator's page size."""
+    with ctx.read_uow() as uow:
+        return service.list_jobs(uow, cursor, limit, ctx.limits)
+
+
+@router.get("/jobs/{job_id}", responses=PROBLEM_RESPONSES)
+def get_job(job_id: JobIdPath, ctx: ContextDep) -> JobView:
+    """A job's progress: units done, leased and failed, FLOPs, and each node's share."""
+    with ctx.read_uow() as uow:
+        return service.get_job(uow, job_id)
+
+
+@router.get(
+    "/jobs/{job_id}/blocks/{block_index}",
+    response_class=Response,
+    responses={**PROBLEM_RESPONSES, **OCTET_STREAM},
+)
+def get_block(job_id: JobIdPath, block_index: Annotated[int, Path(ge=0)], ctx: ContextDep) -> Response:
+    """An input block of a job, byte for byte as its lease's SHA-256 names it."""
+    with ctx.read_uow() as uow:
+        data = service.get_block(uow, job_id, block_index)
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.get(
+    "/jobs/{job_id}/product", response_class=Response, responses={**PROBLEM_RESPONSES, **OCTET_STREAM}
+)
+def get_product(job_id: JobIdPath, ctx: ContextDep) -> Response:
+    """The merged product of a finished job (for the atlas: the kNN graph as .npz)."""
+    with ctx.read_uow() as uow:
+        _, product = service.get_product(uow, job_id)
+    return Response(
+        product.data,
+        media_type="application/octet-stream",
+        headers={"ETag": f'"{product.sha256}"', "NexaPod-Product-Sha256": product.sha256},
+    )
+
+
+@router.get("/jobs/{job_id}/atlas/{spectrum_index}", responses=PROBLEM_RESPONSES)
+def get_neighbours(
+    job_id: JobIdPath, spectrum_index: Annotated[int, Path(ge=0)], ctx: ContextDep
+) -> SpectrumNeighbours:
+    """One spectrum and its nearest neighbours in a finished atlas."""
+    with ctx.read_uow() as uow:
+        job, product = service.get_product(uow, job_id)
+        if spectrum_index >= job.n_items:
+            raise errors.spectrum_out_of_range(spectrum_index, job.n_items)
+        neighbours = atlas_jobs.neighbours_of(product.data, spectrum_index)
+    return SpectrumNeighbours(
+        job_id=job_id,
+        spectrum_index=spectrum_index,
+        neighbours=[NeighbourView(spectrum_index=i, similarity=f"{s:.6f}") for i, s in neighbours],
+    )
+
+
+@router.post("/leases", responses=SIGNED_PROBLEM_RESPONSES)
+def lease_units(body: LeaseRequest, signed: SignedRequestDep, ctx: ContextDep) -> LeaseResponse:
+    """Lease up to ``units_max`` work units to the signing node, each with a deadline."""
+    with ctx.uow() as uow:
+        now_ms = ctx.clock_ms()
+        node_id = require_node(authenticate(uow, signed, now_ms, ctx.settings.request_skew_s_max))
+        return service.lease_units(uow, node_id, body.units_max, now_ms, ctx.limits)
+
+
+@router.post("/results", responses=SIGNED_PROBLEM_RESPONSES)
+def submit_results(
+    body: SubmitResultsRequest, signed: SignedRequestDep, ctx: ContextDep
+) -> SubmitResultsResponse:
+    """Upload signed results; all are accepted or none is. Resubmission is idempotent."""
+    with ctx.uow() as uow:
+        now_ms = ctx.clock_ms()
+        node_id = require_node(authenticate(uow, signed, now_ms, ctx.settings.request_skew_s_max))
+        acks, completed_jobs = service.submit_results(
+            uow, node_id, list(body.results), now_ms, ctx.limits
+        )
+    if completed_jobs:
+        ctx.jobs_to_merge.set()
+    return SubmitResultsResponse(acks=acks)
+
+
+@router.post("/leases/{lease_id}/failure", status_code=204, responses=SIGNED_PROBLEM_RESPONSES)
+def report_failure(
+    lease_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    body: FailureReport,
+    signed: SignedRequestDep,
+    ctx: ContextDep,
+) -> Response:
+    """A node reports a unit that failed on it; the unit returns to the queue."""
+    with ctx.uow() as uow:
+        now_ms = ctx.clock_ms()
+        node_id = require_node(authenticate(uow, signed, now_ms, ctx.settings.request_skew_s_max))
+        service.report_failure(uow, node_id, lease_id, body.code, body.detail, now_ms, ctx.limits)
+    return Response(status_code=204)

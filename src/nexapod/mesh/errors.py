@@ -1,0 +1,151 @@
+"""Errors of jobs, leases and results."""
+
+from __future__ import annotations
+
+from nexapod.errors import AuthError, MeshError, ProtocolError
+
+__all__ = [
+    "job_unknown",
+    "lease_expired",
+    "lease_not_yours",
+    "lease_unknown",
+    "product_not_ready",
+    "result_conflict",
+    "result_encoding",
+    "result_hash_mismatch",
+    "result_mismatch",
+    "result_node_mismatch",
+    "result_signature_invalid",
+    "result_too_large",
+    "spectrum_out_of_range",
+    "too_many_results",
+    "block_unknown",
+    "not_a_node",
+    "not_a_user",
+]
+
+
+def job_unknown(job_id: str) -> MeshError:
+    return MeshError("job_unknown", f"no job with id {job_id!r}", status=404)
+
+
+def block_unknown(job_id: str, block_index: int) -> MeshError:
+    return MeshError("block_unknown", f"job {job_id} has no block {block_index}", status=404)
+
+
+def lease_unknown(lease_id: str, item_index: int) -> MeshError:
+    return MeshError(
+        "lease_unknown", f"no lease with id {lease_id!r}", status=404, item_index=item_index
+    )
+
+
+def lease_not_yours(lease_id: str, item_index: int) -> MeshError:
+    return MeshError(
+        "lease_not_yours",
+        f"lease {lease_id} was granted to another node",
+        status=403,
+        item_index=item_index,
+    )
+
+
+def lease_expired(lease_id: str, item_index: int) -> MeshError:
+    return MeshError(
+        "lease_expired",
+        f"lease {lease_id} has expired and its unit went back to the queue; lease new work",
+        status=410,
+        item_index=item_index,
+    )
+
+
+def result_mismatch(lease_id: str, item_index: int) -> MeshError:
+    return MeshError(
+        "result_mismatch",
+        f"the result names a job or unit other than lease {lease_id}'s",
+        status=422,
+        item_index=item_index,
+    )
+
+
+def result_node_mismatch(item_index: int) -> AuthError:
+    return AuthError(
+        "result_node_mismatch",
+        "the result document names a node other than the request's signer",
+        status=403,
+        item_index=item_index,
+    )
+
+
+def result_signature_invalid(item_index: int) -> AuthError:
+    return AuthError(
+        "result_signature_invalid",
+        "the result signature does not verify with the node's key",
+        item_index=item_index,
+    )
+
+
+def result_encoding(item_index: int) -> ProtocolError:
+    return ProtocolError(
+        "result_encoding",
+        "result_b64 is not unpadded URL-safe base64",
+        status=422,
+        item_index=item_index,
+    )
+
+
+def result_too_large(size_bytes: int, size_bytes_max: int, item_index: int) -> ProtocolError:
+    return ProtocolError(
+        "result_too_large",
+        f"the result has {size_bytes} bytes; at most {size_bytes_max} are accepted",
+        status=413,
+        item_index=item_index,
+    )
+
+
+def result_hash_mismatch(item_index: int) -> ProtocolError:
+    return ProtocolError(
+        "result_hash_mismatch",
+        "the SHA-256 of the result bytes differs from result_sha256",
+        status=422,
+        item_index=item_index,
+    )
+
+
+def result_conflict(lease_id: str, item_index: int) -> MeshError:
+    return MeshError(
+        "result_conflict",
+        f"lease {lease_id} already has a different result",
+        status=409,
+        item_index=item_index,
+    )
+
+
+def too_many_results(count: int, count_max: int) -> ProtocolError:
+    return ProtocolError(
+        "too_many_results",
+        f"{count} results in one request; at most {count_max}",
+        status=413,
+    )
+
+
+def product_not_ready(job_id: str, status: str) -> MeshError:
+    return MeshError(
+        "product_not_ready",
+        f"job {job_id} is {status}; its product exists once it is done",
+        status=409,
+    )
+
+
+def spectrum_out_of_range(index: int, count: int) -> MeshError:
+    return MeshError(
+        "spectrum_out_of_range",
+        f"spectrum {index} is outside the job's {count} spectra",
+        status=404,
+    )
+
+
+def not_a_node() -> AuthError:
+    return AuthError("node_required", "this request must be signed by a node key", status=403)
+
+
+def not_a_user() -> AuthError:
+    return AuthError("user_required", "this request must be signed by a user key", status=403)

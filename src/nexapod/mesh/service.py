@@ -1,0 +1,477 @@
+"""Use cases of the mesh: submit jobs, lease units, accept signed results, merge products."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from nexapod.crypto import b64decode, sha256_hex, verify_document
+from nexapod.mesh import atlas_jobs, errors
+from nexapod.mesh.rules import LeaseTiming, lease_duration_s, unit_status_after_lost_lease
+from nexapod.mesh.store import BlockRow, JobRow, LeaseRow, ProductRow, ResultRow, UnitRow
+from nexapod.protocol.v1 import (
+    PURPOSE_RESULT,
+    InputRef,
+    JobList,
+    JobView,
+    LeaseGrant,
+    LeaseResponse,
+    NodeContribution,
+    ResultAck,
+    ResultItem,
+    SubmitJobRequest,
+)
+from nexapod.registry import errors as registry_errors
+from nexapod.registry.store import NodeRow
+from nexapod.storage.uow import UnitOfWork
+
+__all__ = [
+    "MeshLimits",
+    "expire_overdue_leases",
+    "finalize_job",
+    "get_block",
+    "get_job",
+    "get_product",
+    "lease_units",
+    "list_jobs",
+    "report_failure",
+    "submit_job",
+    "submit_results",
+]
+
+RETRY_AFTER_IDLE_S = 2
+
+
+@dataclass(frozen=True)
+class MeshLimits:
+    """The Settings values the mesh's use cases need."""
+
+    timing: LeaseTiming
+    leases_per_request_max: int
+    results_per_request_max: int
+    result_bytes_max: int
+    unit_attempts_max: int
+    dataset_spectra_max: int
+    page_size_max: int
+
+
+def submit_job(
+    uow: UnitOfWork, username: str, request: SubmitJobRequest, now_ms: int, limits: MeshLimits
+) -> JobView:
+    """Plan a job and queue its units, all in one transaction."""
+    plan = atlas_jobs.plan_job(request, limits.dataset_spectra_max)
+    job_id = secrets.token_hex(16)
+    session = uow.session
+    job = JobRow(
+        job_id=job_id,
+        workload=request.workload,
+        params_json=json.dumps(plan.params, sort_keys=True),
+        dataset_json=json.dumps(plan.dataset, sort_keys=True),
+        n_items=plan.n_items,
+        submitted_by=username,
+        status="running",
+        units_total=len(plan.units),
+        units_done=0,
+        units_failed=0,
+        work_flops_total=plan.work_flops_total,
+        work_flops_done=0,
+        created_at_ms=now_ms,
+    )
+    session.add(job)
+    session.flush()
+    for block in plan.blocks:
+        session.add(
+            BlockRow(
+                job_id=job_id,
+                block_index=block.block_index,
+                n_rows=block.n_rows,
+                sha256=block.sha256,
+                data=block.data,
+            )
+        )
+    session.flush()
+    for unit in plan.units:
+        session.add(
+            UnitRow(
+                job_id=job_id,
+                unit_index=unit.unit_index,
+                spec_json=json.dumps(unit.spec, sort_keys=True),
+                inputs_json=json.dumps(_input_refs(job_id, unit.input_blocks, plan.blocks)),
+                work_flops=unit.work_flops,
+                status="queued",
+                attempts=0,
+            )
+        )
+    session.flush()
+    view = _job_view(uow, job)
+    uow.commit()
+    return view
+
+
+def _input_refs(
+    job_id: str, block_indices: tuple[int, ...], blocks: list[atlas_jobs.PlannedBlock]
+) -> list[dict[str, object]]:
+    names = ("block_row", "block_col")
+    refs: list[dict[str, object]] = []
+    for name, block_index in zip(names, block_indices, strict=False):
+        block = blocks[block_index]
+        assert block.block_index == block_index
+        refs.append(
+            {
+                "name": name,
+                "path": f"/v1/jobs/{job_id}/blocks/{block_index}",
+                "sha256": block.sha256,
+                "size_bytes": len(block.data),
+            }
+        )
+    return refs
+
+
+def expire_overdue_leases(uow: UnitOfWork, now_ms: int, attempts_max: int) -> int:
+    """Return the units of leases past their deadline to the queue (or fail them)."""
+    session = uow.session
+    expired = session.execute(
+        update(LeaseRow)
+        .where(LeaseRow.status == "active", LeaseRow.deadline_at_ms < now_ms)
+        .values(status="expired", ended_at_ms=now_ms)
+        .returning(LeaseRow.unit_id)
+    ).all()
+    for (unit_id,) in expired:
+        _release_unit(uow, unit_id, attempts_max)
+    return len(expired)
+
+
+def _release_unit(uow: UnitOfWork, unit_id: int, attempts_max: int) -> None:
+    unit = uow.session.get(UnitRow, unit_id)
+    assert unit is not None
+    if unit.status != "leased":
+        return
+    unit.status = unit_status_after_lost_lease(unit.attempts, attempts_max)
+    if unit.status == "failed":
+        job = uow.session.get(JobRow, unit.job_id)
+        assert job is not None
+        job.units_failed += 1
+        job.status = "failed"
+
+
+def lease_units(
+    uow: UnitOfWork, node_id: str, units_max: int, now_ms: int, limits: MeshLimits
+) -> LeaseResponse:
+    """Grant the node up to ``units_max`` queued units, each under a lease with a deadline."""
+    session = uow.session
+    node = session.get(NodeRow, node_id)
+    if node is None:
+        raise registry_errors.node_unknown(node_id)
+    node.last_seen_at_ms = now_ms
+    expire_overdue_leases(uow, now_ms, limits.unit_attempts_max)
+    count = min(units_max, limits.leases_per_request_max)
+    query = (
+        select(UnitRow)
+        .join(JobRow, JobRow.job_id == UnitRow.job_id)
+        .where(UnitRow.status == "queued", JobRow.status == "running")
+        .order_by(UnitRow.unit_id)
+        .limit(count)
+    )
+    if uow.dialect_name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=UnitRow)
+    units = session.scalars(query).all()
+    grants = []
+    for unit in units:
+        grants.append(_grant(uow, unit, node, now_ms, limits.timing))
+    uow.commit()
+    return LeaseResponse(leases=grants, retry_after_s=0 if grants else RETRY_AFTER_IDLE_S)
+
+
+def _grant(
+    uow: UnitOfWork, unit: UnitRow, node: NodeRow, now_ms: int, timing: LeaseTiming
+) -> LeaseGrant:
+    session = uow.session
+    duration_s = lease_duration_s(unit.work_flops, node.capacity_flops_per_s, timing)
+    lease = LeaseRow(
+        lease_id=secrets.token_hex(16),
+        unit_id=unit.unit_id,
+        job_id=unit.job_id,
+        node_id=node.node_id,
+        status="active",
+        granted_at_ms=now_ms,
+        deadline_at_ms=now_ms + duration_s * 1000,
+    )
+    session.add(lease)
+    unit.status = "leased"
+    unit.attempts += 1
+    job = session.get(JobRow, unit.job_id)
+    assert job is not None
+    if job.started_at_ms is None:
+        job.started_at_ms = now_ms
+    return LeaseGrant(
+        lease_id=lease.lease_id,
+        job_id=unit.job_id,
+        unit_id=unit.unit_id,
+        workload=job.workload,
+        unit_spec=json.loads(unit.spec_json),
+        inputs=[InputRef.model_validate(ref) for ref in json.loads(unit.inputs_json)],
+        work_flops=unit.work_flops,
+        granted_at_ms=now_ms,
+        deadline_at_ms=lease.deadline_at_ms,
+    )
+
+
+def submit_results(
+    uow: UnitOfWork, node_id: str, items: list[ResultItem], now_ms: int, limits: MeshLimits
+) -> tuple[list[ResultAck], list[str]]:
+    """Accept a batch of signed results, all or nothing.
+
+    Returns the acknowledgements and the ids of jobs whose last unit this batch
+    completed (they are ready to merge). Resubmitting an accepted result is answered
+    with the same acknowledgement and counted once.
+    """
+    if len(items) > limits.results_per_request_max:
+        raise errors.too_many_results(len(items), limits.results_per_request_max)
+    session = uow.session
+    node = session.get(NodeRow, node_id)
+    if node is None:
+        raise registry_errors.node_unknown(node_id)
+    acks = []
+    completed_jobs: list[str] = []
+    for index, item in enumerate(items):
+        ack, job_completed = _accept_result(uow, node, item, index, now_ms, limits)
+        acks.append(ack)
+        if job_completed:
+            completed_jobs.append(item.document.job_id)
+    node.last_seen_at_ms = now_ms
+    uow.commit()
+    return acks, completed_jobs
+
+
+def _accept_result(
+    uow: UnitOfWork, node: NodeRow, item: ResultItem, index: int, now_ms: int, limits: MeshLimits
+) -> tuple[ResultAck, bool]:
+    session = uow.session
+    document = item.document
+    if document.node_id != node.node_id:
+        raise errors.result_node_mismatch(index)
+    lease = session.get(LeaseRow, document.lease_id)
+    if lease is None:
+        raise errors.lease_unknown(document.lease_id, index)
+    if lease.node_id != node.node_id:
+        raise errors.lease_not_yours(document.lease_id, index)
+    if lease.unit_id != document.unit_id or lease.job_id != document.job_id:
+        raise errors.result_mismatch(document.lease_id, index)
+    data = _decode_result_bytes(item.result_b64, limits.result_bytes_max, index)
+    if sha256_hex(data) != document.result_sha256:
+        raise errors.result_hash_mismatch(index)
+    if not verify_document(node.public_key, item.signature, PURPOSE_RESULT, document.model_dump()):
+        raise errors.result_signature_invalid(index)
+    unit = session.get(UnitRow, lease.unit_id)
+    assert unit is not None
+    existing = session.get(ResultRow, lease.lease_id)
+    if existing is not None:
+        if existing.result_sha256 != document.result_sha256:
+            raise errors.result_conflict(lease.lease_id, index)
+        return ResultAck(
+            lease_id=lease.lease_id,
+            unit_id=unit.unit_id,
+            status="duplicate",
+            verified_flops=existing.work_flops,
+        ), False
+    if lease.status != "active" or lease.deadline_at_ms < now_ms:
+        raise errors.lease_expired(lease.lease_id, index)
+    atlas_jobs.check_result(unit.spec_json, data)
+    session.add(
+        ResultRow(
+            lease_id=lease.lease_id,
+            unit_id=unit.unit_id,
+            job_id=unit.job_id,
+            node_id=node.node_id,
+            result_sha256=document.result_sha256,
+            signature=item.signature,
+            runner_tree_hash=document.runner_tree_hash,
+            work_flops=unit.work_flops,
+            compute_ms=document.compute_ms,
+            received_at_ms=now_ms,
+            data=data,
+        )
+    )
+    lease.status = "completed"
+    lease.ended_at_ms = now_ms
+    assert unit.status == "leased", "an active lease holds a leased unit"
+    unit.status = "done"
+    unit.done_by_node_id = node.node_id
+    job = session.get(JobRow, unit.job_id)
+    assert job is not None
+    job.units_done += 1
+    job.work_flops_done = job.work_flops_done + unit.work_flops
+    assert job.units_done <= job.units_total
+    job_completed = job.units_done == job.units_total and job.status == "running"
+    if job_completed:
+        job.status = "merging"
+    ack = ResultAck(
+        lease_id=lease.lease_id, unit_id=unit.unit_id, status="accepted",
+        verified_flops=unit.work_flops,
+    )
+    return ack, job_completed
+
+
+def _decode_result_bytes(text: str, size_bytes_max: int, index: int) -> bytes:
+    chars_max = (size_bytes_max * 4) // 3 + 4
+    if len(text) > chars_max:
+        raise errors.result_too_large(len(text) * 3 // 4, size_bytes_max, index)
+    try:
+        data = b64decode(text, length_max=chars_max)
+    except ValueError as exc:
+        raise errors.result_encoding(index) from exc
+    if len(data) > size_bytes_max:
+        raise errors.result_too_large(len(data), size_bytes_max, index)
+    return data
+
+
+def report_failure(
+    uow: UnitOfWork, node_id: str, lease_id: str, code: str, detail: str, now_ms: int,
+    limits: MeshLimits,
+) -> None:
+    """A node reports that a unit failed on it: end the lease, requeue or fail the unit."""
+    session = uow.session
+    lease = session.get(LeaseRow, lease_id)
+    if lease is None:
+        raise errors.lease_unknown(lease_id, 0)
+    if lease.node_id != node_id:
+        raise errors.lease_not_yours(lease_id, 0)
+    if lease.status != "active":
+        if lease.status == "failed" and lease.failure_code == code:
+            return  # the same report twice
+        raise errors.lease_expired(lease_id, 0)
+    lease.status = "failed"
+    lease.ended_at_ms = now_ms
+    lease.failure_code = code
+    lease.failure_detail = detail
+    _release_unit(uow, lease.unit_id, limits.unit_attempts_max)
+    uow.commit()
+
+
+def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_ms: int) -> bool:
+    """Merge a job whose units are all done into its product (idempotent).
+
+    The merge reads in one unit of work and writes in another, so an embedded SQLite
+    store is not write-locked while the merge computes.
+    """
+    with uow_read:
+        job = uow_read.session.get(JobRow, job_id)
+        if job is None:
+            raise errors.job_unknown(job_id)
+        if job.status != "merging":
+            return False
+        rows = uow_read.session.execute(
+            select(UnitRow.spec_json, ResultRow.data)
+            .join(ResultRow, ResultRow.unit_id == UnitRow.unit_id)
+            .where(UnitRow.job_id == job_id, UnitRow.status == "done")
+            .order_by(UnitRow.unit_index)
+            .execution_options(yield_per=64)
+        )
+        params = json.loads(job.params_json)
+        product = atlas_jobs.merge_results(job.n_items, params, ((s, d) for s, d in rows))
+    with uow_write:
+        job = uow_write.session.get(JobRow, job_id)
+        assert job is not None
+        if job.status != "merging":
+            return False
+        uow_write.session.add(
+            ProductRow(job_id=job_id, sha256=sha256_hex(product), created_at_ms=now_ms,
+                       data=product)
+        )
+        job.status = "done"
+        job.finished_at_ms = now_ms
+        uow_write.commit()
+    return True
+
+
+def get_job(uow: UnitOfWork, job_id: str) -> JobView:
+    job = uow.session.get(JobRow, job_id)
+    if job is None:
+        raise errors.job_unknown(job_id)
+    return _job_view(uow, job)
+
+
+def list_jobs(uow: UnitOfWork, cursor: str | None, page_size: int, limits: MeshLimits) -> JobList:
+    """Jobs, newest first, a page at a time (the cursor is the last job id of a page)."""
+    size = min(page_size, limits.page_size_max)
+    query = select(JobRow).order_by(JobRow.created_at_ms.desc(), JobRow.job_id.desc())
+    if cursor is not None:
+        anchor = uow.session.get(JobRow, cursor)
+        if anchor is None:
+            raise errors.job_unknown(cursor)
+        query = query.where(
+            (JobRow.created_at_ms < anchor.created_at_ms)
+            | ((JobRow.created_at_ms == anchor.created_at_ms) & (JobRow.job_id < anchor.job_id))
+        )
+    rows = uow.session.scalars(query.limit(size + 1)).all()
+    views = [_job_view(uow, row) for row in rows[:size]]
+    next_cursor = rows[size - 1].job_id if len(rows) > size else None
+    return JobList(jobs=views, next_cursor=next_cursor)
+
+
+def get_block(uow: UnitOfWork, job_id: str, block_index: int) -> bytes:
+    block = uow.session.get(BlockRow, (job_id, block_index))
+    if block is None:
+        raise errors.block_unknown(job_id, block_index)
+    return block.data
+
+
+def get_product(uow: UnitOfWork, job_id: str) -> tuple[JobRow, ProductRow]:
+    job = uow.session.get(JobRow, job_id)
+    if job is None:
+        raise errors.job_unknown(job_id)
+    product = uow.session.get(ProductRow, job_id)
+    if product is None:
+        raise errors.product_not_ready(job_id, job.status)
+    return job, product
+
+
+def _job_view(uow: UnitOfWork, job: JobRow) -> JobView:
+    session = uow.session
+    units_leased = session.scalar(
+        select(func.count()).where(UnitRow.job_id == job.job_id, UnitRow.status == "leased")
+    )
+    contributions = session.execute(
+        select(
+            ResultRow.node_id,
+            NodeRow.username,
+            func.count(),
+            func.coalesce(func.sum(ResultRow.work_flops), 0),
+            func.coalesce(func.sum(ResultRow.compute_ms), 0),
+        )
+        .join(NodeRow, NodeRow.node_id == ResultRow.node_id)
+        .where(ResultRow.job_id == job.job_id)
+        .group_by(ResultRow.node_id, NodeRow.username)
+        .order_by(ResultRow.node_id)
+    ).all()
+    product_sha256 = session.scalar(
+        select(ProductRow.sha256).where(ProductRow.job_id == job.job_id)
+    )
+    return JobView(
+        job_id=job.job_id,
+        workload=job.workload,
+        status=job.status,  # type: ignore[arg-type]
+        n_items=job.n_items,
+        submitted_by=job.submitted_by,
+        params=json.loads(job.params_json),
+        units_total=job.units_total,
+        units_done=job.units_done,
+        units_leased=int(units_leased or 0),
+        units_failed=job.units_failed,
+        work_flops_total=job.work_flops_total,
+        work_flops_done=job.work_flops_done,
+        created_at_ms=job.created_at_ms,
+        started_at_ms=job.started_at_ms,
+        finished_at_ms=job.finished_at_ms,
+        product_sha256=product_sha256,
+        nodes=[
+            NodeContribution(
+                node_id=node_id, username=username, units_done=int(units),
+                verified_flops=int(flops), compute_ms=int(compute_ms),
+            )
+            for node_id, username, units, flops, compute_ms in contributions
+        ],
+    )

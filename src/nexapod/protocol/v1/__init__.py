@@ -1,0 +1,79 @@
+"""Version 1 of the NexaPod wire protocol (HTTP+JSON under ``/v1/``).
+
+Every message forbids unknown fields; a breaking change is a new version package.
+"""
+
+from nexapod.protocol.v1.jobs import (
+    JOB_STATUSES,
+    JobList,
+    JobView,
+    MgfDataset,
+    NeighbourView,
+    NodeContribution,
+    SpectrumNeighbours,
+    SubmitJobRequest,
+    SyntheticDataset,
+)
+from nexapod.protocol.v1.leases import (
+    FailureReport,
+    InputRef,
+    LeaseGrant,
+    LeaseRequest,
+    LeaseResponse,
+    ResultAck,
+    ResultDocument,
+    ResultItem,
+    SubmitResultsRequest,
+    SubmitResultsResponse,
+)
+from nexapod.protocol.v1.problem import Problem
+from nexapod.protocol.v1.registry import (
+    GpuInfo,
+    HardwareProfile,
+    NodeDocument,
+    NodeView,
+    RegisterNodeRequest,
+    RegisterUserRequest,
+    UserDocument,
+    UserView,
+)
+
+PURPOSE_USER = "nexapod.user.v1"
+PURPOSE_NODE = "nexapod.node.v1"
+PURPOSE_NODE_AUTHORIZATION = "nexapod.node_authorization.v1"
+PURPOSE_RESULT = "nexapod.result.v1"
+
+__all__ = [
+    "FailureReport",
+    "GpuInfo",
+    "HardwareProfile",
+    "InputRef",
+    "JOB_STATUSES",
+    "JobList",
+    "JobView",
+    "LeaseGrant",
+    "LeaseRequest",
+    "LeaseResponse",
+    "MgfDataset",
+    "NeighbourView",
+    "NodeContribution",
+    "NodeDocument",
+    "NodeView",
+    "PURPOSE_NODE",
+    "PURPOSE_NODE_AUTHORIZATION",
+    "PURPOSE_RESULT",
+    "PURPOSE_USER",
+    "Problem",
+    "RegisterNodeRequest",
+    "RegisterUserRequest",
+    "ResultAck",
+    "ResultDocument",
+    "ResultItem",
+    "SpectrumNeighbours",
+    "SubmitJobRequest",
+    "SubmitResultsRequest",
+    "SubmitResultsResponse",
+    "SyntheticDataset",
+    "UserDocument",
+    "UserView",
+]

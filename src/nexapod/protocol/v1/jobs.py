@@ -1,0 +1,90 @@
+"""Jobs: submission, progress and the atlas product."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from nexapod.protocol.v1._base import WireModel
+
+__all__ = [
+    "JOB_STATUSES",
+    "JobList",
+    "JobView",
+    "MgfDataset",
+    "NeighbourView",
+    "NodeContribution",
+    "SpectrumNeighbours",
+    "SubmitJobRequest",
+    "SyntheticDataset",
+]
+
+JOB_STATUSES = ("running", "merging", "done", "failed")
+JobStatus = Literal["running", "merging", "done", "failed"]
+
+
+class SyntheticDataset(WireModel):
+    """A seeded synthetic set of spectra, regenerated identically anywhere."""
+
+    kind: Literal["synthetic"]
+    n_spectra: Annotated[int, Field(ge=2, le=50_000_000)]
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class MgfDataset(WireModel):
+    """Real MS/MS spectra in MGF, sent inline as base64."""
+
+    kind: Literal["mgf"]
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    mgf_b64: Annotated[str, Field(min_length=1)]
+
+
+class SubmitJobRequest(WireModel):
+    workload: Literal["atlas"]
+    params: dict[str, int | str] = Field(default_factory=dict, max_length=32)
+    dataset: Annotated[SyntheticDataset | MgfDataset, Field(discriminator="kind")]
+
+
+class NodeContribution(WireModel):
+    node_id: str
+    username: str
+    units_done: int
+    verified_flops: int
+    compute_ms: int
+
+
+class JobView(WireModel):
+    job_id: str
+    workload: str
+    status: JobStatus
+    n_items: int
+    submitted_by: str
+    params: dict[str, int | str]
+    units_total: int
+    units_done: int
+    units_leased: int
+    units_failed: int
+    work_flops_total: int
+    work_flops_done: int
+    created_at_ms: int
+    started_at_ms: int | None
+    finished_at_ms: int | None
+    product_sha256: str | None
+    nodes: list[NodeContribution]
+
+
+class JobList(WireModel):
+    jobs: list[JobView]
+    next_cursor: str | None
+
+
+class NeighbourView(WireModel):
+    spectrum_index: int
+    similarity: str  # decimal text of a float32, so the view can be signed or compared exactly
+
+
+class SpectrumNeighbours(WireModel):
+    job_id: str
+    spectrum_index: int
+    neighbours: list[NeighbourView]

@@ -1,0 +1,79 @@
+"""Errors of the registry and of request authentication."""
+
+from __future__ import annotations
+
+from nexapod.errors import AuthError, RegistryError
+
+__all__ = [
+    "key_unknown",
+    "node_key_taken",
+    "node_unknown",
+    "replayed_request",
+    "signature_invalid",
+    "timestamp_skew",
+    "user_key_taken",
+    "user_unknown",
+    "username_taken",
+]
+
+
+def username_taken(username: str) -> RegistryError:
+    return RegistryError(
+        "username_taken",
+        f"the username {username!r} is registered with another key; choose another name",
+        status=409,
+    )
+
+
+def user_key_taken() -> RegistryError:
+    return RegistryError(
+        "user_key_taken", "this public key already belongs to another user", status=409
+    )
+
+
+def node_key_taken() -> RegistryError:
+    return RegistryError(
+        "node_key_taken",
+        "this node key is registered under another user or with another document; "
+        "run `nexapod node init --force` to make a new node key",
+        status=409,
+    )
+
+
+def user_unknown(username: str) -> RegistryError:
+    return RegistryError(
+        "user_unknown",
+        f"no user named {username!r}: register it first (`nexapod node register --user NAME`)",
+        status=404,
+    )
+
+
+def node_unknown(node_id: str) -> RegistryError:
+    return RegistryError("node_unknown", f"no node with id {node_id!r}", status=404)
+
+
+def signature_invalid(what: str) -> AuthError:
+    return AuthError("signature_invalid", f"the signature on {what} does not verify")
+
+
+def key_unknown(key_id: str) -> AuthError:
+    return AuthError(
+        "key_unknown",
+        f"no registered key for signer {key_id!r}; the signer must be 'user:NAME' or "
+        "'node:ID' of a registered user or node",
+    )
+
+
+def timestamp_skew(skew_s: int, skew_s_max: int) -> AuthError:
+    return AuthError(
+        "timestamp_skew",
+        f"the request timestamp is {skew_s} s from the coordinator's clock "
+        f"(at most {skew_s_max} s allowed): check the machine's clock",
+        skew_s=skew_s,
+    )
+
+
+def replayed_request() -> AuthError:
+    return AuthError(
+        "replayed", "this request's nonce was already used: a request is accepted only once"
+    )

@@ -1,0 +1,50 @@
+"""Tables of the registry: contributors, their nodes, and seen request nonces."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from nexapod.storage.base import Base
+from nexapod.storage.types import ExactInteger
+
+__all__ = ["NodeRow", "RequestNonceRow", "UserRow"]
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(32), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)
+    registration_document: Mapped[str] = mapped_column(Text)
+    registration_signature: Mapped[str] = mapped_column(String(128))
+    registration_sha256: Mapped[str] = mapped_column(String(64))
+    registered_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class NodeRow(Base):
+    __tablename__ = "nodes"
+
+    node_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)
+    registration_document: Mapped[str] = mapped_column(Text)
+    node_signature: Mapped[str] = mapped_column(String(128))
+    user_signature: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    capacity_flops_per_s: Mapped[int] = mapped_column(ExactInteger())
+    runner_tree_hash: Mapped[str] = mapped_column(String(64))
+    registered_at_ms: Mapped[int] = mapped_column(BigInteger)
+    last_seen_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RequestNonceRow(Base):
+    """A nonce seen from a signer; kept until its timestamp leaves the skew window."""
+
+    __tablename__ = "request_nonces"
+
+    key_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_request_nonces_expires_at_ms", "expires_at_ms"),)

@@ -1,0 +1,89 @@
+"""The coordinator's settings: one object, built at start-up and passed down.
+
+Values come from ``NEXAPOD_*`` environment variables, then an optional TOML file
+named by ``NEXAPOD_CONFIG``, then these defaults. Nothing else reads the
+environment. Every limit on something that grows lives here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "default_data_dir"]
+
+MIB = 1 << 20
+
+
+def default_data_dir() -> Path:
+    """Where the embedded store and keys live unless told otherwise."""
+    return Path(platformdirs.user_data_dir("nexapod", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Coordinator configuration (see docs/configuration.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEXAPOD_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    config: Path | None = None
+
+    request_skew_s_max: int = Field(300, ge=5, le=3600)
+    body_bytes_max: int = Field(64 * MIB, ge=1024, le=1024 * MIB)
+    result_bytes_max: int = Field(16 * MIB, ge=1024, le=512 * MIB)
+    dataset_spectra_max: int = Field(1_000_000, ge=1, le=50_000_000)
+    leases_per_request_max: int = Field(32, ge=1, le=1024)
+    results_per_request_max: int = Field(64, ge=1, le=1024)
+    lease_s_min: int = Field(30, ge=1, le=86_400)
+    lease_s_max: int = Field(3600, ge=1, le=7 * 86_400)
+    lease_slack_factor: int = Field(10, ge=1, le=1000)
+    unit_attempts_max: int = Field(5, ge=1, le=100)
+    page_size_max: int = Field(200, ge=1, le=10_000)
+    nonce_prune_interval_s: int = Field(10, ge=1, le=3600)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_path = env_settings().get("config")
+        if config_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_path)))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Settings:
+        if self.lease_s_min > self.lease_s_max:
+            raise ValueError(
+                f"lease_s_min ({self.lease_s_min}) must not exceed lease_s_max ({self.lease_s_max})"
+            )
+        if self.result_bytes_max > self.body_bytes_max:
+            raise ValueError("result_bytes_max must not exceed body_bytes_max")
+        return self
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'coordinator.sqlite3'}"
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with some values replaced (validated again)."""
+        merged = self.model_dump()
+        merged.update(values)
+        return Settings(**merged)
