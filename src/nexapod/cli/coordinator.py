@@ -1,0 +1,49 @@
+"""``nexapod coordinator``: run the coordinator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nexapod.cli._common import console, reporting_errors
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", envvar="NEXAPOD_DATABASE_URL",
+                     help="Database URL (default: SQLite in the data directory)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8750,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Directory of the embedded store.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve the /v1 API until interrupted."""
+    import uvicorn
+
+    from nexapod.coordinator.app import create_app
+    from nexapod.logs import configure_logging
+    from nexapod.settings import Settings
+
+    with reporting_errors():
+        overrides: dict[str, object] = {}
+        if db is not None:
+            overrides["database_url"] = db
+        if data_dir is not None:
+            overrides["data_dir"] = data_dir
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        configure_logging()
+        app_ = create_app(settings)
+        url = settings.resolved_database_url().split("@")[-1]
+        console.print(f"coordinator on http://{host}:{port} (store: {url})", highlight=False)
+        uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)

@@ -1,0 +1,21 @@
+"""The ``nexapod`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from nexapod.cli import coordinator, job, node
+from nexapod.cli.demo import demo
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="nexapod",
+    help="NexaPod: a compute economy for science.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(coordinator.app, name="coordinator")
+app.add_typer(node.app, name="node")
+app.add_typer(job.app, name="job")
+app.command("demo")(demo)

@@ -1,0 +1,194 @@
+"""``nexapod node``: create, register and run a node agent."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from nexapod.cli._common import (
+    CoordinatorOption,
+    KeysDirOption,
+    NodeHomeOption,
+    console,
+    err_console,
+    reporting_errors,
+)
+from nexapod.crypto import SigningKey
+from nexapod.node.home import (
+    NodeHome,
+    default_keys_dir,
+    default_node_home,
+    load_or_create_user_key,
+    node_registration,
+    user_registration,
+)
+
+__all__ = ["app", "init_node", "register_node"]
+
+app = typer.Typer(help="Create, register and run a node agent.", no_args_is_help=True)
+MIB = 1 << 20
+
+
+def _home(home: Path | None) -> NodeHome:
+    return NodeHome(home if home is not None else default_node_home())
+
+
+@app.command("init")
+def init(
+    home: NodeHomeOption = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing node key.")] = False,
+    fingerprint_salt: Annotated[
+        str, typer.Option(help="Simulate a distinct machine (demos and tests only).")
+    ] = "",
+) -> None:
+    """Create this node's Ed25519 key and record its hardware profile."""
+    with reporting_errors():
+        state = init_node(_home(home), force=force, fingerprint_salt=fingerprint_salt)
+        profile = state["profile"]
+        console.print(
+            f"node key created in {_home(home).root}\n"
+            f"  cpu: {profile['cpu_model']} ({profile['cpu_cores']} cores), "
+            f"memory: {profile['memory_bytes'] // MIB} MiB, gpus: {len(profile['gpus'])}\n"
+            f"  fingerprint: {state['fingerprint'][:16]}…  runner: {state['runner_tree_hash'][:16]}…",
+            highlight=False,
+        )
+
+
+def init_node(home: NodeHome, *, force: bool = False, fingerprint_salt: str = "") -> dict[str, object]:
+    return home.init(force=force, fingerprint_salt=fingerprint_salt)
+
+
+@app.command("register")
+def register(
+    coordinator: CoordinatorOption,
+    user: Annotated[str, typer.Option("--user", help="The contributor who owns this node.")],
+    home: NodeHomeOption = None,
+    keys_dir: KeysDirOption = None,
+    benchmark_s: Annotated[
+        float, typer.Option(help="Seconds of the capacity benchmark.", min=0.1, max=60)
+    ] = 1.0,
+) -> None:
+    """Register the user (on first use) and this node, after measuring its capacity."""
+    with reporting_errors():
+        console.print(f"measuring capacity with the atlas kernel ({benchmark_s:g} s)…")
+        node_id, capacity = register_node(
+            _home(home), coordinator, user, keys_dir or default_keys_dir(), benchmark_s
+        )
+        console.print(
+            f"node {node_id} registered for {user} at {coordinator}: "
+            f"{capacity / 1e9:.1f} GFLOP/s",
+            highlight=False,
+        )
+
+
+def register_node(
+    home: NodeHome, coordinator: str, username: str, keys_dir: Path, benchmark_s: float
+) -> tuple[str, int]:
+    """Measure capacity, register the user if new, register the node; returns (id, FLOP/s)."""
+    from nexapod.node.client import CoordinatorClient
+    from nexapod.workloads.atlas import measure_capacity_flops_per_s
+
+    state = home.state()
+    node_key = home.key()
+    user_key, _ = load_or_create_user_key(keys_dir, username)
+    capacity = measure_capacity_flops_per_s(duration_s=benchmark_s)
+    with CoordinatorClient(coordinator) as client:
+        client.register_user(user_registration(username, user_key))
+        view = client.register_node(
+            node_registration(state, node_key, username, user_key, capacity)
+        )
+    state.update(
+        {
+            "coordinator": coordinator,
+            "node_id": view.node_id,
+            "username": username,
+            "capacity_flops_per_s": capacity,
+        }
+    )
+    home.save_state(state)
+    return view.node_id, capacity
+
+
+@app.command("run")
+def run(
+    coordinator: CoordinatorOption,
+    home: NodeHomeOption = None,
+    executor: Annotated[
+        str, typer.Option(help="Sandbox: bwrap (default), docker, or process (no isolation).")
+    ] = "bwrap",
+    max_units: Annotated[
+        int | None, typer.Option("--max-units", min=1, help="Stop after this many units.")
+    ] = None,
+    idle_exit_s: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds without work.", min=0)
+    ] = None,
+    memory_mb: Annotated[int, typer.Option(help="Memory limit of one unit, MiB.", min=64)] = 4096,
+    prefetch: Annotated[int, typer.Option(help="Units leased ahead.", min=0, max=16)] = 1,
+    docker_image: Annotated[str | None, typer.Option(help="Image for --executor docker.")] = None,
+) -> None:
+    """Lease work units, run each in the sandbox, and upload signed results."""
+    from nexapod.node.agent import AgentConfig, NodeAgent, UnitEvent
+    from nexapod.node.cache import BlockCache
+    from nexapod.node.client import CoordinatorClient, Signer
+    from nexapod.node.executors import make_executor
+
+    with reporting_errors():
+        node_home = _home(home)
+        registered_at, node_id = node_home.registration()
+        sandbox = make_executor(executor, docker_image=docker_image)
+        warning = getattr(sandbox, "warning", None)
+        if warning:
+            err_console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
+        if registered_at.rstrip("/") != coordinator.rstrip("/"):
+            err_console.print(
+                f"[yellow]note:[/yellow] this node registered with {registered_at}, "
+                f"now running for {coordinator}"
+            )
+        key: SigningKey = node_home.key()
+        state = node_home.state()
+
+        def show(event: UnitEvent) -> None:
+            style = {"done": "green", "failed": "red", "refused": "red"}[event.kind]
+            console.print(
+                f"[{style}]{event.kind:>7}[/{style}] unit {event.unit_id} of job "
+                f"{event.job_id[:8]}: {event.work_flops / 1e9:.2f} GFLOP in {event.wall_s:.2f} s"
+                f" ({event.detail})",
+                highlight=False,
+            )
+
+        with CoordinatorClient(coordinator, Signer(key, f"node:{node_id}")) as client:
+            agent = NodeAgent(
+                node_id=node_id,
+                key=key,
+                runner_tree_hash=state["runner_tree_hash"],
+                client=client,
+                executor=sandbox,
+                scratch_root=node_home.scratch_dir,
+                cache=BlockCache(node_home.block_cache_dir, 2048 * MIB),
+                config=AgentConfig(
+                    units_max=max_units,
+                    prefetch_units=prefetch,
+                    idle_exit_s=idle_exit_s,
+                    memory_bytes_max=memory_mb * MIB,
+                ),
+                on_event=show,
+            )
+
+            def on_signal(_signum: int, _frame: FrameType | None) -> None:
+                agent.stop()
+
+            signal.signal(signal.SIGTERM, on_signal)
+            console.print(f"node {node_id} running for {coordinator} with the {sandbox.name} sandbox")
+            started = time.monotonic()
+            summary = agent.run()
+        console.print(
+            f"stopped after {time.monotonic() - started:.1f} s: {summary.units_done} units done, "
+            f"{summary.units_failed} failed, {summary.units_refused} refused, "
+            f"{summary.verified_flops / 1e9:.2f} GFLOP verified",
+            highlight=False,
+        )

@@ -1,0 +1,273 @@
+"""The node agent's run loop: lease units, run each in the sandbox, sign and upload.
+
+The loop keeps one unit running and the next one's inputs downloading, and uploads
+results in the background, so the CPU stays on science while the network works.
+Each unit gets its own scratch directory, removed when the unit is over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nexapod.crypto import SigningKey, b64encode, sha256_hex, sign_document
+from nexapod.errors import NexaPodError, NodeError
+from nexapod.logs import log_event
+from nexapod.node.cache import BlockCache
+from nexapod.node.client import CoordinatorClient, RemoteError
+from nexapod.node.executors import ExecutionOutcome, Executor, SandboxLimits
+from nexapod.protocol.v1 import PURPOSE_RESULT, LeaseGrant, ResultDocument, ResultItem
+from nexapod.workloads import unit_module
+
+__all__ = ["AgentConfig", "AgentSummary", "NodeAgent", "UnitEvent"]
+
+logger = logging.getLogger("nexapod.node")
+GIB = 1 << 30
+DEADLINE_MARGIN_S = 1.0
+RESULT_FILE = "result.bin"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    units_max: int | None = None  # stop after this many units (None: run until stopped)
+    prefetch_units: int = 1  # leases held beyond the running unit
+    idle_exit_s: float | None = None  # stop after this long with no work (None: wait forever)
+    poll_s_max: float = 5.0
+    memory_bytes_max: int = 4 * GIB
+    unit_threads: int = 1
+    cache_bytes_max: int = 2 * GIB
+
+    def __post_init__(self) -> None:
+        assert self.units_max is None or self.units_max >= 1
+        assert 0 <= self.prefetch_units <= 16
+        assert self.memory_bytes_max > 0
+        assert self.unit_threads >= 1
+
+
+@dataclass(frozen=True)
+class UnitEvent:
+    """What happened to one unit, for the operator's screen."""
+
+    kind: str  # "done" | "failed" | "refused"
+    lease_id: str
+    job_id: str
+    unit_id: int
+    work_flops: int
+    wall_s: float
+    detail: str
+
+
+@dataclass
+class AgentSummary:
+    units_done: int = 0
+    units_failed: int = 0
+    units_refused: int = 0
+    verified_flops: int = 0
+    events: list[UnitEvent] = field(default_factory=list)
+
+
+class NodeAgent:
+    """Runs units for one coordinator as one registered node."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        key: SigningKey,
+        runner_tree_hash: str,
+        client: CoordinatorClient,
+        executor: Executor,
+        scratch_root: Path,
+        cache: BlockCache,
+        config: AgentConfig,
+        on_event: Callable[[UnitEvent], None] | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.key = key
+        self.runner_tree_hash = runner_tree_hash
+        self.client = client
+        self.executor = executor
+        self.scratch_root = scratch_root
+        self.cache = cache
+        self.config = config
+        self.on_event = on_event
+        self.summary = AgentSummary()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the running unit, then return from :meth:`run`."""
+        self._stopping = True
+
+    def run(self) -> AgentSummary:
+        self.scratch_root.mkdir(parents=True, exist_ok=True)
+        pending: deque[tuple[LeaseGrant, Future[Path], float]] = deque()
+        uploads: list[Future[None]] = []
+        leased_total = 0
+        idle_since = time.monotonic()
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="nexapod-io") as io:
+            while not self._stopping:
+                leased_total += self._lease_more(pending, leased_total, io)
+                if not pending:
+                    if self._finished(leased_total):
+                        break
+                    idle_s = time.monotonic() - idle_since
+                    if self.config.idle_exit_s is not None and idle_s >= self.config.idle_exit_s:
+                        break
+                    time.sleep(min(self.config.poll_s_max, 0.5 + idle_s / 10))
+                    continue
+                grant, prepared, received_at = pending.popleft()
+                self._run_one(grant, prepared, received_at, io, uploads)
+                idle_since = time.monotonic()
+                uploads = [u for u in uploads if not u.done()]
+            for upload in uploads:
+                upload.result()
+            for grant, prepared, _ in pending:  # stopped early: give the work back
+                prepared.cancel()
+                self._report_failure(grant, "node_stopping", "the node stopped before this unit")
+        return self.summary
+
+    def _finished(self, leased_total: int) -> bool:
+        return self.config.units_max is not None and leased_total >= self.config.units_max
+
+    def _lease_more(
+        self,
+        pending: deque[tuple[LeaseGrant, Future[Path], float]],
+        leased_total: int,
+        io: ThreadPoolExecutor,
+    ) -> int:
+        want = 1 + self.config.prefetch_units - len(pending)
+        if self.config.units_max is not None:
+            want = min(want, self.config.units_max - leased_total)
+        if want <= 0:
+            return 0
+        response = self.client.lease(want)
+        now = time.monotonic()
+        for grant in response.leases:
+            pending.append((grant, io.submit(self._prepare, grant), now))
+            log_event(logger, "lease.received", lease_id=grant.lease_id, unit_id=grant.unit_id)
+        return len(response.leases)
+
+    def _prepare(self, grant: LeaseGrant) -> Path:
+        """Fetch and check the unit's inputs, and lay out its scratch directory."""
+        scratch = self.scratch_root / grant.lease_id
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        (scratch / "in").mkdir(parents=True)
+        (scratch / "out").mkdir()
+        for ref in grant.inputs:
+            data = self.cache.get(ref.sha256)
+            if data is None:
+                data = self.client.get_bytes(ref.path)
+                if sha256_hex(data) != ref.sha256:
+                    raise NodeError(
+                        "input_corrupt",
+                        f"input {ref.name} of unit {grant.unit_id} does not match its SHA-256",
+                    )
+                self.cache.put(ref.sha256, data)
+            (scratch / "in" / f"{ref.name}.npy").write_bytes(data)
+        (scratch / "unit.json").write_text(json.dumps(grant.unit_spec, sort_keys=True))
+        return scratch
+
+    def _run_one(
+        self,
+        grant: LeaseGrant,
+        prepared: Future[Path],
+        received_at: float,
+        io: ThreadPoolExecutor,
+        uploads: list[Future[None]],
+    ) -> None:
+        try:
+            scratch = prepared.result()
+        except NexaPodError as exc:
+            self._fail(grant, exc.code.split(".")[-1], str(exc), 0.0, io)
+            return
+        try:
+            lease_s = (grant.deadline_at_ms - grant.granted_at_ms) / 1000
+            wall_s_max = lease_s - (time.monotonic() - received_at) - DEADLINE_MARGIN_S
+            if wall_s_max <= 0:
+                self._fail(grant, "deadline_passed", "the lease ran out before the unit began",
+                           0.0, io)
+                return
+            limits = SandboxLimits(
+                memory_bytes_max=self.config.memory_bytes_max,
+                cpu_s_max=max(1, int(wall_s_max * self.config.unit_threads) + 1),
+                wall_s_max=wall_s_max,
+            )
+            argv = [sys.executable, "-m", unit_module(grant.workload), str(scratch)]
+            env = {"NEXAPOD_UNIT_THREADS": str(self.config.unit_threads)}
+            result = self.executor.run(argv, scratch, limits, env)
+            if result.outcome != ExecutionOutcome.OK:
+                self._fail(grant, result.outcome.value, result.describe(), result.wall_s, io)
+                return
+            output = scratch / "out" / RESULT_FILE
+            if not output.is_file():
+                self._fail(grant, "no_result", "the unit exited 0 without a result", result.wall_s,
+                           io)
+                return
+            data = output.read_bytes()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        uploads.append(io.submit(self._upload, grant, data, result.wall_s))
+
+    def _upload(self, grant: LeaseGrant, data: bytes, wall_s: float) -> None:
+        document = ResultDocument(
+            node_id=self.node_id,
+            job_id=grant.job_id,
+            unit_id=grant.unit_id,
+            lease_id=grant.lease_id,
+            result_sha256=sha256_hex(data),
+            runner_tree_hash=self.runner_tree_hash,
+            compute_ms=int(wall_s * 1000),
+        )
+        item = ResultItem(
+            document=document,
+            signature=sign_document(self.key, PURPOSE_RESULT, document.model_dump()),
+            result_b64=b64encode(data),
+        )
+        try:
+            response = self.client.submit_results([item])
+        except RemoteError as exc:
+            self._event("refused", grant, wall_s, f"{exc.detail} [{exc.code}]")
+            self.summary.units_refused += 1
+            return
+        ack = response.acks[0]
+        self.summary.units_done += 1
+        self.summary.verified_flops += ack.verified_flops
+        self._event("done", grant, wall_s, ack.status)
+
+    def _fail(
+        self, grant: LeaseGrant, code: str, detail: str, wall_s: float, io: ThreadPoolExecutor
+    ) -> None:
+        self.summary.units_failed += 1
+        self._event("failed", grant, wall_s, f"{detail} [{code}]")
+        io.submit(self._report_failure, grant, code, detail)
+
+    def _report_failure(self, grant: LeaseGrant, code: str, detail: str) -> None:
+        try:
+            self.client.report_failure(grant.lease_id, code[:32], detail)
+        except NexaPodError as exc:
+            log_event(logger, "failure.unreported", lease_id=grant.lease_id, error=str(exc))
+
+    def _event(self, kind: str, grant: LeaseGrant, wall_s: float, detail: str) -> None:
+        event = UnitEvent(
+            kind=kind,
+            lease_id=grant.lease_id,
+            job_id=grant.job_id,
+            unit_id=grant.unit_id,
+            work_flops=grant.work_flops,
+            wall_s=wall_s,
+            detail=detail,
+        )
+        self.summary.events.append(event)
+        log_event(logger, f"unit.{kind}", lease_id=grant.lease_id, unit_id=grant.unit_id,
+                  detail=detail, wall_ms=int(wall_s * 1000))
+        if self.on_event is not None:
+            self.on_event(event)

@@ -1,0 +1,36 @@
+"""Executor by name, as the CLI's ``--executor`` option gives it."""
+
+from __future__ import annotations
+
+from nexapod.errors import NodeError
+from nexapod.node.executors._bwrap import BwrapExecutor
+from nexapod.node.executors._docker import DockerExecutor
+from nexapod.node.executors._process import ProcessExecutor
+from nexapod.node.executors._types import Executor
+
+__all__ = ["EXECUTOR_NAMES", "make_executor"]
+
+EXECUTOR_NAMES = ("bwrap", "docker", "process")
+
+
+def make_executor(name: str, *, docker_image: str | None = None) -> Executor:
+    """The executor called ``name``, checked to work on this host.
+
+    Raises ``node.executor_unavailable`` (with what to do next) when it cannot run here and
+    ``node.executor_unknown`` for a name that is not one of ``EXECUTOR_NAMES``.
+    """
+    if name == "bwrap":
+        return BwrapExecutor()
+    if name == "process":
+        return ProcessExecutor()
+    if name == "docker":
+        if not docker_image:
+            raise NodeError(
+                "executor_unavailable",
+                "the docker executor needs an image: pass --docker-image IMAGE",
+            )
+        return DockerExecutor(docker_image)
+    raise NodeError(
+        "executor_unknown",
+        f"unknown executor {name!r}: choose one of {', '.join(EXECUTOR_NAMES)}",
+    )
