@@ -27,6 +27,7 @@ from nexapod.crypto._request import (
     sign_request,
     verify_request,
 )
+from nexapod.crypto._tree import package_tree_hash, tree_file_hashes, tree_hash
 
 __all__ = [
     "HEADER_KEY_ID",
@@ -43,12 +44,15 @@ __all__ = [
     "canonical_json",
     "canonical_sha256_hex",
     "key_id",
+    "package_tree_hash",
     "load_public_key",
     "request_statement",
     "sha256_hex",
     "sign_document",
     "sign_request",
     "signed_bytes",
+    "tree_file_hashes",
+    "tree_hash",
     "verify_document",
     "verify_request",
     "verify_signature",

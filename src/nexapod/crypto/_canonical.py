@@ -21,7 +21,12 @@ def canonical_json(value: Any) -> bytes:
     no two implementations can disagree on a number's text.
     """
     _refuse_floats(value, depth=0)
-    result: bytes = rfc8785.dumps(value)
+    try:
+        result: bytes = rfc8785.dumps(value)
+    except rfc8785.IntegerDomainError as exc:
+        raise ValueError(
+            f"{exc}: integers past 2^53 travel in signed documents as decimal strings"
+        ) from exc
     return result
 
 

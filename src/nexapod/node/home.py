@@ -168,7 +168,7 @@ def node_registration(
         username=username,
         profile=HardwareProfile.model_validate(state["profile"]),
         fingerprint=state["fingerprint"],
-        capacity_flops_per_s=capacity_flops_per_s,
+        capacity_flops_per_s=str(capacity_flops_per_s),
         runner_tree_hash=state["runner_tree_hash"],
         created_at_s=int(time.time()),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nexapod.errors import AuthError, RegistryError
 
 __all__ = [
+    "capacity_invalid",
     "key_unknown",
     "node_key_taken",
     "node_unknown",
@@ -15,6 +16,14 @@ __all__ = [
     "user_unknown",
     "username_taken",
 ]
+
+
+def capacity_invalid() -> RegistryError:
+    return RegistryError(
+        "capacity_invalid",
+        "capacity_flops_per_s must be a positive integer: run the node's benchmark again",
+        status=422,
+    )
 
 
 def username_taken(username: str) -> RegistryError:

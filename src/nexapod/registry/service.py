@@ -75,6 +75,8 @@ def register_node(uow: UnitOfWork, request: RegisterNodeRequest, now_ms: int) ->
     """Register a node: its document signed by the node key and by its owner (idempotent)."""
     document = request.document.model_dump()
     node_key = request.document.node_public_key
+    if int(request.document.capacity_flops_per_s) <= 0:
+        raise errors.capacity_invalid()
     if not verify_document(node_key, request.node_signature, PURPOSE_NODE, document):
         raise errors.signature_invalid("the node registration document (node key)")
     session = uow.session
@@ -112,7 +114,7 @@ def _update_node(row: NodeRow, request: RegisterNodeRequest, canonical: str, now
     row.node_signature = request.node_signature
     row.user_signature = request.user_signature
     row.fingerprint = request.document.fingerprint
-    row.capacity_flops_per_s = request.document.capacity_flops_per_s
+    row.capacity_flops_per_s = int(request.document.capacity_flops_per_s)
     row.runner_tree_hash = request.document.runner_tree_hash
     row.last_seen_at_ms = now_ms
 

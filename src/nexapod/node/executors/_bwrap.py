@@ -9,7 +9,9 @@ cgroup and (where allowed) user namespaces, no capabilities. See ``docs/sandbox.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -24,10 +26,16 @@ from nexapod.node.executors._runtime import (
     shim_started,
     unit_env,
 )
-from nexapod.node.executors._supervise import supervise
+from nexapod.node.executors._supervise import KILL_WAIT_S_MAX, supervise, wait_pidfd
 from nexapod.node.executors._types import ExecutionOutcome, ExecutionResult, SandboxLimits
 
-__all__ = ["BWRAP_INSTALL_HINT", "BwrapExecutor", "bwrap_argv", "host_system_mounts"]
+__all__ = [
+    "BWRAP_INSTALL_HINT",
+    "BwrapExecutor",
+    "bwrap_argv",
+    "host_system_mounts",
+    "kill_sandbox",
+]
 
 BWRAP_INSTALL_HINT = (
     "run `sudo apt-get install bubblewrap`, or pass --executor process to run units "
@@ -53,6 +61,7 @@ ETC_ENTRIES = (
     "/etc/group",
 )
 SANDBOX_HOSTNAME = "nexapod-unit"
+_CHILD_PID = re.compile(rb'"child-pid"\s*:\s*([0-9]+)')
 _PROBE_LIMITS = SandboxLimits(memory_bytes_max=1024**3, cpu_s_max=10, wall_s_max=10.0)
 
 
@@ -75,6 +84,7 @@ def bwrap_argv(
     scratch_dir: Path,
     env: Mapping[str, str],
     *,
+    info_fd: int,
     system_mounts: Sequence[str],
     runtime_paths: Sequence[Path],
 ) -> list[str]:
@@ -86,6 +96,7 @@ def bwrap_argv(
     """
     assert scratch_dir.is_absolute()
     assert command
+    assert info_fd >= 0
     args = [
         bwrap_path,
         "--unshare-all",  # user (where allowed), ipc, pid, net, uts, cgroup
@@ -95,6 +106,8 @@ def bwrap_argv(
         "ALL",
         "--hostname",
         SANDBOX_HOSTNAME,
+        "--info-fd",  # bwrap writes {"child-pid": N} there: see kill_sandbox
+        str(info_fd),
         "--clearenv",
     ]
     for name, value in sorted(env.items()):
@@ -110,6 +123,34 @@ def bwrap_argv(
     args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", str(scratch_dir)]
     args += ["--", *command]
     return args
+
+
+def kill_sandbox(info: bytes) -> None:
+    """Kill the sandbox's PID 1 and wait until every process in the sandbox is gone.
+
+    Killing bwrap alone would leave the sandbox to die a moment later (through
+    --die-with-parent); killing PID 1 of the PID namespace makes the kernel kill all the
+    others, and PID 1's exit completes only once they are reaped. ``info`` is what bwrap
+    wrote to --info-fd; empty when it had not started the sandbox yet.
+    """
+    match = _CHILD_PID.search(info)
+    if match is None:
+        return
+    try:
+        pidfd = os.pidfd_open(int(match.group(1)))
+    except ProcessLookupError:
+        return  # already gone
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        if not wait_pidfd(pidfd, KILL_WAIT_S_MAX):
+            raise NodeError(
+                "executor_unkillable",
+                f"the sandbox did not die within {KILL_WAIT_S_MAX} s of SIGKILL: check the node",
+            )
+    except ProcessLookupError:
+        pass  # it exited between open and signal
+    finally:
+        os.close(pidfd)
 
 
 class BwrapExecutor:
@@ -142,17 +183,19 @@ class BwrapExecutor:
         scratch = check_scratch_dir(scratch_dir)
         sandbox_env = unit_env(env, scratch)
         raw = supervise(
-            lambda sync_fd: bwrap_argv(
+            lambda sync_fd, info_fd: bwrap_argv(
                 self.bwrap_path,
                 shim_argv(sync_fd, limits, argv, nproc=True),
                 scratch,
                 sandbox_env,
+                info_fd=info_fd,
                 system_mounts=self.system_mounts,
                 runtime_paths=self.runtime_paths,
             ),
             cwd=scratch,
             env={},
             wall_s_max=limits.wall_s_max,
+            on_timeout=kill_sandbox,
         )
         started = not raw.spawn_error and shim_started(raw.sync_bytes)
         return classify(raw, limits, started=started, signal_as_exit_code=True)

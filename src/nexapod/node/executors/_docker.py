@@ -168,11 +168,11 @@ class DockerExecutor:
             gid=os.getgid(),
         )
         raw = supervise(
-            lambda _sync_fd: command,
+            lambda _sync_fd, _info_fd: command,
             cwd=scratch,
             env=None,  # the client needs the node's DOCKER_HOST, HOME, ...
             wall_s_max=limits.wall_s_max,
-            on_timeout=lambda: self._kill(container_name),
+            on_timeout=lambda _info: self._kill(container_name),
         )
         started = not raw.spawn_error and raw.status != _DOCKER_RUN_FAILED
         return classify(raw, limits, started=started, signal_as_exit_code=True)

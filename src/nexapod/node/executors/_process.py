@@ -49,7 +49,7 @@ class ProcessExecutor:
         """Run ``argv`` with ``scratch_dir`` as working directory, HOME and TMPDIR."""
         scratch = check_scratch_dir(scratch_dir)
         raw = supervise(
-            lambda sync_fd: shim_argv(sync_fd, limits, argv, nproc=False),
+            lambda sync_fd, _info_fd: shim_argv(sync_fd, limits, argv, nproc=False),
             cwd=scratch,
             env=unit_env(env, scratch),
             wall_s_max=limits.wall_s_max,

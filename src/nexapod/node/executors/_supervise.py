@@ -4,8 +4,10 @@ Every executor runs its sandbox launcher (bwrap, the shim, the docker client) th
 ``supervise``. It is the one place that owns the child process, so the guarantees are in one
 place too: the child leads a new process group, which is killed with SIGKILL at the deadline
 and again when the child exits (no stragglers); stdout and stderr are read as they come and
-only their last bytes are kept; every wait has a bound. A sync pipe is handed to the child so
-the shim can say "the sandbox is up" (see ``_runtime``).
+only their last bytes are kept; every wait has a bound.
+
+Two pipes are handed to the child: ``sync`` for the shim to say "the sandbox is up" (see
+``_runtime``), ``info`` for the launcher to say who it started (bwrap's ``--info-fd``).
 
 Linux only: the exit is watched through a pidfd, so there is no polling and no SIGCHLD.
 """
@@ -25,15 +27,17 @@ from pathlib import Path
 from nexapod.errors import NodeError
 from nexapod.node.executors._types import TAIL_BYTES_MAX
 
-__all__ = ["ArgvBuilder", "Supervised", "supervise"]
+__all__ = ["KILL_WAIT_S_MAX", "ArgvBuilder", "Supervised", "supervise", "wait_pidfd"]
 
 READ_CHUNK_BYTES = 64 * 1024
-SYNC_BYTES_MAX = 4096
+PIPE_BYTES_MAX = 4096  # sync and info pipes: a few bytes expected
 KILL_WAIT_S_MAX = 10.0  # SIGKILL is not catchable; this only covers a process stuck in the kernel
 DRAIN_S_MAX = 2.0  # after the exit, how long we read what is left in the pipes
 
-# Given the number of the sync pipe's write end (inherited by the child), the argv to start.
-ArgvBuilder = Callable[[int], Sequence[str]]
+# Given the numbers of the sync and info pipes' write ends (inherited), the argv to start.
+ArgvBuilder = Callable[[int, int], Sequence[str]]
+# Called at the deadline, before the group kill, with what the info pipe carried so far.
+TimeoutHook = Callable[[bytes], None]
 
 
 @dataclass(frozen=True)
@@ -71,29 +75,33 @@ def supervise(
     cwd: Path,
     env: Mapping[str, str] | None,
     wall_s_max: float,
-    on_timeout: Callable[[], None] | None = None,
+    on_timeout: TimeoutHook | None = None,
 ) -> Supervised:
     """Run the command to its end or to ``wall_s_max``, whichever comes first.
 
     ``env=None`` passes the node's own environment (only the docker client wants that).
-    ``on_timeout`` runs before the kill, for sandboxes whose processes are not our
-    descendants (a Docker container belongs to the daemon).
+    ``on_timeout`` runs before the group kill, for sandboxes whose processes are not all in
+    our process group (bwrap's PID namespace, a Docker container).
     """
     assert wall_s_max > 0
     assert cwd.is_absolute()
     sync_read, sync_write = os.pipe()
+    info_read, info_write = os.pipe()
     try:
-        proc = _spawn(build_argv(sync_write), cwd, env, sync_write)
+        proc = _spawn(build_argv(sync_write, info_write), cwd, env, (sync_write, info_write))
     except BaseException:
         os.close(sync_read)
+        os.close(info_read)
         raise
     finally:
-        os.close(sync_write)  # the child holds its copy; ours would keep the pipe open
+        os.close(sync_write)  # the child holds its copies; ours would keep the pipes open
+        os.close(info_write)
     if isinstance(proc, str):
         os.close(sync_read)
+        os.close(info_read)
         return Supervised(127, False, 0.0, 0.0, b"", b"", b"", spawn_error=proc)
     try:
-        return _watch(proc, sync_read, wall_s_max, on_timeout)
+        return _watch(proc, sync_read, info_read, wall_s_max, on_timeout)
     finally:
         if proc.returncode is None:  # an exception on the way: leave nothing behind
             _kill_group(proc.pid)
@@ -103,10 +111,19 @@ def supervise(
             if stream is not None:
                 stream.close()
         os.close(sync_read)
+        os.close(info_read)
+
+
+def wait_pidfd(pidfd: int, timeout_s: float) -> bool:
+    """True once the process behind ``pidfd`` has exited, False after ``timeout_s``."""
+    assert timeout_s >= 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(pidfd, selectors.EVENT_READ)
+        return bool(selector.select(timeout_s))
 
 
 def _spawn(
-    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None, sync_write: int
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None, pass_fds: tuple[int, ...]
 ) -> subprocess.Popen[bytes] | str:
     """The started child, or why it could not be started."""
     assert argv, "an empty command"
@@ -118,7 +135,7 @@ def _spawn(
             stderr=subprocess.PIPE,
             cwd=cwd,
             env=None if env is None else dict(env),
-            pass_fds=(sync_write,),
+            pass_fds=pass_fds,
             start_new_session=True,
         )
     except OSError as exc:
@@ -128,8 +145,9 @@ def _spawn(
 def _watch(
     proc: subprocess.Popen[bytes],
     sync_read: int,
+    info_read: int,
     wall_s_max: float,
-    on_timeout: Callable[[], None] | None,
+    on_timeout: TimeoutHook | None,
 ) -> Supervised:
     assert proc.stdout is not None
     assert proc.stderr is not None
@@ -137,7 +155,8 @@ def _watch(
     tails = {
         proc.stdout.fileno(): _Tail(TAIL_BYTES_MAX),
         proc.stderr.fileno(): _Tail(TAIL_BYTES_MAX),
-        sync_read: _Tail(SYNC_BYTES_MAX),
+        sync_read: _Tail(PIPE_BYTES_MAX),
+        info_read: _Tail(PIPE_BYTES_MAX),
     }
     pidfd = os.pidfd_open(proc.pid)
     with selectors.DefaultSelector() as selector:
@@ -148,11 +167,16 @@ def _watch(
             exited = _pump(selector, tails, pidfd, started + wall_s_max)
             ended = time.monotonic()
             if not exited and on_timeout is not None:
-                on_timeout()
+                on_timeout(bytes(tails[info_read].data))
             # Kill the group even after a clean exit: a unit's leftover children die with it.
             # The leader is not reaped yet, so its pid (the group id) cannot have been reused.
             _kill_group(proc.pid)
-            _wait_exited(pidfd, proc.pid)
+            if not wait_pidfd(pidfd, KILL_WAIT_S_MAX):
+                raise NodeError(
+                    "executor_unkillable",
+                    f"process {proc.pid} did not die within {KILL_WAIT_S_MAX} s of SIGKILL "
+                    "(stuck in the kernel, often on a hung network filesystem): check the node",
+                )
             _, wait_status, rusage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(wait_status)
             selector.unregister(pidfd)
@@ -210,14 +234,3 @@ def _kill_group(pgid: int) -> None:
     assert pgid > 1
     with contextlib.suppress(ProcessLookupError):  # the whole group is already gone
         os.killpg(pgid, signal.SIGKILL)
-
-
-def _wait_exited(pidfd: int, pid: int) -> None:
-    with selectors.DefaultSelector() as selector:
-        selector.register(pidfd, selectors.EVENT_READ)
-        if not selector.select(KILL_WAIT_S_MAX):
-            raise NodeError(
-                "executor_unkillable",
-                f"process {pid} did not die within {KILL_WAIT_S_MAX} s of SIGKILL "
-                "(stuck in the kernel, often on a hung network filesystem): check the node",
-            )

@@ -23,7 +23,9 @@ __all__ = [
 USERNAME_PATTERN = r"^[a-z][a-z0-9_-]{2,31}$"
 Username = Annotated[str, Field(pattern=USERNAME_PATTERN)]
 ShortText = Annotated[str, Field(max_length=256)]
-Count = Annotated[int, Field(ge=0, le=10**30)]
+Count = Annotated[int, Field(ge=0, le=2**53 - 1)]  # RFC 8785 numbers stay exact to 2^53
+# Counts that can pass 2^53 travel in signed documents as decimal text.
+DecimalCount = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,29})$")]
 
 
 class UserDocument(WireModel):
@@ -72,7 +74,7 @@ class NodeDocument(WireModel):
     username: Username
     profile: HardwareProfile
     fingerprint: HEX64
-    capacity_flops_per_s: Annotated[int, Field(ge=1, le=10**21)]
+    capacity_flops_per_s: DecimalCount
     runner_tree_hash: HEX64
     created_at_s: Annotated[int, Field(ge=0, le=10**11)]
 

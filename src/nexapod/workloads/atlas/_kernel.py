@@ -1,0 +1,227 @@
+"""The hot kernel: one block pair's similarities and exact top-k in both directions.
+
+One float32 matmul ``S = block_row @ block_col.T`` does all the FLOPs; the selection
+must stay a small fraction of it (bench/kernel.py measures it against the bare matmul
+and faiss). A full sort or argpartition of S would cost a quarter of the matmul, so:
+
+1. Threshold. Split each row of S into G >= k groups (strided columns, so numpy reduces
+   over long contiguous runs) and take each group's maximum. The k-th largest group
+   maximum ``t`` is a value of k distinct entries, so the row's k-th largest entry is
+   >= t: every entry of the exact top-k (ties included) is in ``{S >= t}``. Typically
+   that set holds barely more than k entries.
+2. Candidates. One comparison pass writes a byte mask; its non-zero positions are found
+   eight bytes at a time.
+3. Order. Each candidate becomes one uint64 key ``owner << 48 | desc(sim) << 16 | other``
+   (local indices fit 16 bits as block_size <= 65536; ``desc`` maps float32 to uint32 so
+   that a larger similarity gives a smaller key), and one sort orders candidates by
+   owner, similarity descending, then index ascending: the contract's tie rule, exact.
+
+Columns get the same treatment on row groups. -0.0 is turned into +0.0 first, so equal
+similarities always compare equal. A diagonal unit masks S's diagonal with -inf: a
+spectrum is never its own neighbour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from nexapod.errors import WorkloadError
+from nexapod.workloads.atlas._params import BLOCK_SIZE_MAX, K_MAX, K_MIN, require_int
+from nexapod.workloads.atlas._plan import UnitShape
+
+__all__ = ["UnitResult", "compute_unit", "desc_key", "from_desc_key"]
+
+Float32Array = npt.NDArray[np.float32]
+Int64Array = npt.NDArray[np.int64]
+UInt32Array = npt.NDArray[np.uint32]
+UInt64Array = npt.NDArray[np.uint64]
+
+# Group sizes: G >= 8k (rows) or 4k (columns) groups leave few candidates beyond the
+# top-k; the caps keep the group-maximum passes fast (measured on 2048 x 2048 blocks).
+_ROW_GROUPS_PER_K = 8
+_ROW_GROUP_SIZE_MAX = 16
+_COL_GROUPS_PER_K = 4
+_COL_GROUP_SIZE_MAX = 32
+_COMPARE_CHUNK_ROWS = 64
+_SIGN = np.uint32(0x80000000)
+_LOW16 = np.uint64(0xFFFF)
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+@dataclass(frozen=True, eq=False)
+class UnitResult:
+    """Top-k of each spectrum of block_row among block_col, and (off-diagonal) back.
+
+    ids are global spectrum ids (-1 pads rows with fewer than k candidates), sims the
+    float32 similarities (-inf pads), each row ordered by similarity descending, then id.
+    """
+
+    row_ids: Int64Array
+    row_sims: Float32Array
+    col_ids: Int64Array
+    col_sims: Float32Array
+
+    def __post_init__(self) -> None:
+        for ids, sims in ((self.row_ids, self.row_sims), (self.col_ids, self.col_sims)):
+            assert ids.dtype == np.int64
+            assert sims.dtype == np.float32
+            assert ids.ndim == 2
+            assert ids.shape == sims.shape
+        assert self.row_ids.shape[1] == self.col_ids.shape[1]
+
+    @property
+    def k(self) -> int:
+        return int(self.row_ids.shape[1])
+
+
+def compute_unit(
+    block_row: Float32Array, block_col: Float32Array, shape: UnitShape, k: int
+) -> UnitResult:
+    """The unit's exact top-k lists (see the module docstring for how).
+
+    For a diagonal unit pass the same block twice; its ``col_ids`` is ``(0, k)``.
+    """
+    require_int(k, "k", K_MIN, K_MAX, "params_invalid")
+    _check_block(block_row, shape.n_rows, "block_row")
+    _check_block(block_col, shape.n_cols, "block_col")
+    if block_row.shape[1] != block_col.shape[1]:
+        raise WorkloadError("block_malformed", "blocks differ in embedding_dim")
+    similarities = np.matmul(block_row, block_col.T)
+    assert similarities.dtype == np.float32
+    assert similarities.flags.c_contiguous
+    n_rows, n_cols = similarities.shape
+    if shape.is_diagonal:
+        np.fill_diagonal(similarities, -np.inf)
+    k_rows = min(k, n_cols - 1 if shape.is_diagonal else n_cols)
+    row_local, row_sims = _top_k(similarities, _row_thresholds(similarities, k_rows), k_rows, True)
+    row_ids = _padded(row_local, shape.col_start, k)
+    if shape.is_diagonal:
+        col_ids = np.empty((0, k), dtype=np.int64)
+        col_sims = np.empty((0, k), dtype=np.float32)
+    else:
+        k_cols = min(k, n_rows)
+        col_thresholds = _col_thresholds(similarities, k_cols)
+        col_local, col_sims = _top_k(similarities, col_thresholds, k_cols, False)
+        col_ids = _padded(col_local, shape.row_start, k)
+        col_sims = _padded_sims(col_sims, k)
+    return UnitResult(row_ids, _padded_sims(row_sims, k), col_ids, col_sims)
+
+
+def _check_block(block: Float32Array, n_rows: int, name: str) -> None:
+    if not isinstance(block, np.ndarray) or block.dtype != np.float32 or block.ndim != 2:
+        raise WorkloadError("block_malformed", f"{name} must be a 2-D float32 array")
+    if block.shape[0] != n_rows:
+        raise WorkloadError("block_malformed", f"{name} has {block.shape[0]} rows, not {n_rows}")
+    if not block.flags.c_contiguous:
+        raise WorkloadError("block_malformed", f"{name} must be C-contiguous")
+    assert n_rows <= BLOCK_SIZE_MAX
+
+
+def _row_thresholds(similarities: Float32Array, k_eff: int) -> Float32Array:
+    """Per row, the k_eff-th largest of its strided column-group maxima."""
+    n_rows, n_cols = similarities.shape
+    if k_eff == 0:
+        return np.full(n_rows, np.inf, dtype=np.float32)
+    group_size = min(_ROW_GROUP_SIZE_MAX, max(1, n_cols // (_ROW_GROUPS_PER_K * k_eff)))
+    n_groups = n_cols // group_size
+    split = group_size * n_groups
+    maxima = similarities[:, :split].reshape(n_rows, group_size, n_groups).max(axis=1)
+    if split < n_cols:
+        rest = similarities[:, split:].max(axis=1, keepdims=True)
+        maxima = np.concatenate((maxima, rest), axis=1)
+    assert maxima.shape[1] >= k_eff
+    kth = maxima.shape[1] - k_eff
+    return np.partition(maxima, kth, axis=1)[:, kth]
+
+
+def _col_thresholds(similarities: Float32Array, k_eff: int) -> Float32Array:
+    """Per column, the k_eff-th largest of its strided row-group maxima."""
+    n_rows, n_cols = similarities.shape
+    assert k_eff >= 1
+    group_size = min(_COL_GROUP_SIZE_MAX, max(1, n_rows // (_COL_GROUPS_PER_K * k_eff)))
+    n_groups = n_rows // group_size
+    split = group_size * n_groups
+    maxima = similarities[:split].reshape(group_size, n_groups, n_cols).max(axis=0)
+    if split < n_rows:
+        rest = similarities[split:].max(axis=0, keepdims=True)
+        maxima = np.concatenate((maxima, rest), axis=0)
+    assert maxima.shape[0] >= k_eff
+    kth = maxima.shape[0] - k_eff
+    return np.partition(np.ascontiguousarray(maxima.T), kth, axis=1)[:, kth]
+
+
+def _candidates(
+    similarities: Float32Array, thresholds: Float32Array, by_row: bool
+) -> Int64Array:
+    """Ascending flat positions of S >= threshold (per row, or per column)."""
+    n_rows, n_cols = similarities.shape
+    if by_row:
+        return np.flatnonzero(similarities >= thresholds[:, None])
+    # numpy compares against a row-broadcast operand several times slower than against a
+    # same-shape one, so tile the thresholds over a few rows and compare chunk by chunk.
+    chunk_rows = min(n_rows, _COMPARE_CHUNK_ROWS)
+    tiled = np.tile(thresholds, (chunk_rows, 1))
+    mask = np.empty((n_rows, n_cols), dtype=np.bool_)
+    for start in range(0, n_rows, chunk_rows):
+        stop = min(start + chunk_rows, n_rows)
+        np.greater_equal(similarities[start:stop], tiled[: stop - start], out=mask[start:stop])
+    return np.flatnonzero(mask)
+
+
+def _top_k(
+    similarities: Float32Array,
+    thresholds: Float32Array,
+    k_eff: int,
+    by_row: bool,
+) -> tuple[Int64Array, Float32Array]:
+    """[owners, k_eff] local indices and sims: rows of S (by_row) or its columns."""
+    n_rows, n_cols = similarities.shape
+    n_owners = n_rows if by_row else n_cols
+    if k_eff == 0:
+        return np.empty((n_owners, 0), np.int64), np.empty((n_owners, 0), np.float32)
+    flat = _candidates(similarities, thresholds, by_row)
+    major, minor = np.divmod(flat, n_cols)
+    owner, other = (major, minor) if by_row else (minor, major)
+    values = similarities.ravel()[flat] + np.float32(0.0)  # -0.0 becomes +0.0
+    keys = (owner.astype(np.uint64) << np.uint64(48)) | other.astype(np.uint64)
+    keys |= desc_key(values).astype(np.uint64) << np.uint64(16)
+    keys.sort()
+    starts = np.searchsorted(keys, np.arange(n_owners + 1, dtype=np.uint64) << np.uint64(48))
+    if int(np.diff(starts).min()) < k_eff:
+        raise WorkloadError("block_malformed", "similarities are not finite (NaN in a block?)")
+    chosen = keys[starts[:-1, None] + np.arange(k_eff)[None, :]]
+    local = (chosen & _LOW16).astype(np.int64)
+    sims = from_desc_key(((chosen >> np.uint64(16)) & _LOW32).astype(np.uint32))
+    assert np.array_equal(chosen[:, 0] >> np.uint64(48), np.arange(n_owners, dtype=np.uint64))
+    return local, sims
+
+
+def desc_key(values: Float32Array) -> UInt32Array:
+    """uint32 keys ordered like the float32 values, reversed (larger value, smaller key)."""
+    bits = values.view(np.uint32)
+    ascending = np.where(bits & _SIGN, ~bits, bits | _SIGN)
+    return ~ascending
+
+
+def from_desc_key(keys: UInt32Array) -> Float32Array:
+    """The inverse of :func:`desc_key`."""
+    ascending = ~keys
+    bits = np.where(ascending & _SIGN, ascending & ~_SIGN, ~ascending)
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def _padded(local: Int64Array, offset: int, k: int) -> Int64Array:
+    ids = np.full((local.shape[0], k), -1, dtype=np.int64)
+    ids[:, : local.shape[1]] = local + offset
+    return ids
+
+
+def _padded_sims(sims: Float32Array, k: int) -> Float32Array:
+    if sims.shape[1] == k:
+        return sims
+    padded = np.full((sims.shape[0], k), -np.inf, dtype=np.float32)
+    padded[:, : sims.shape[1]] = sims
+    return padded
