@@ -59,12 +59,39 @@ class PostgresServer:
             os.chown(root, entry.pw_uid, entry.pw_gid)
         server = cls(bindir, root, _free_port(), run_as)
         data = root / "data"
-        server._run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                     "--no-sync", "-E", "UTF8"])
-        options = f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off " \
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        server._run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                     "-o", options, "-w", "-t", str(START_S_MAX), "start"])
+        server._run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        )
+        options = (
+            f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        server._run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(root / "log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(START_S_MAX),
+                "start",
+            ]
+        )
         return server
 
     def _run(self, argv: list[str]) -> None:
@@ -88,8 +115,17 @@ class PostgresServer:
 
     def stop(self) -> None:
         try:
-            self._run([str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate",
-                       "-w", "stop"])
+            self._run(
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.root / "data"),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ]
+            )
         finally:
             time.sleep(0.1)
             shutil.rmtree(self.root, ignore_errors=True)

@@ -30,7 +30,9 @@ def _is_module(name: str) -> bool:
 
 
 def test_canonical_json_follows_rfc8785_ordering_and_refuses_floats() -> None:
-    assert canonical_json({"b": 1, "a": [True, None, "é"]}) == '{"a":[true,null,"é"],"b":1}'.encode()
+    assert (
+        canonical_json({"b": 1, "a": [True, None, "é"]}) == '{"a":[true,null,"é"],"b":1}'.encode()
+    )
     # RFC 8785 sorts names by UTF-16 code units: U+1F600 is 0xD83D 0xDE00, before U+FFFF,
     # though its code point is larger.
     assert canonical_json({"\uffff": 1, "\U0001f600": 2}).startswith('{"\U0001f600"'.encode())

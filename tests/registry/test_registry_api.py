@@ -77,8 +77,12 @@ def test_node_registration_needs_both_signatures(api: TestClient) -> None:
 def test_node_of_unknown_user_is_refused(api: TestClient) -> None:
     user_key = SigningKey.generate()
     node_key = SigningKey.generate()
-    state = {"public_key": node_key.public_key_b64, "profile": PROFILE, "fingerprint": "ef" * 32,
-             "runner_tree_hash": TREE_HASH}
+    state = {
+        "public_key": node_key.public_key_b64,
+        "profile": PROFILE,
+        "fingerprint": "ef" * 32,
+        "runner_tree_hash": TREE_HASH,
+    }
     request = node_registration(state, node_key, "nobody", user_key, 10**9)
     response = api.post("/v1/nodes", json=request.model_dump())
     assert response.status_code == 404
@@ -101,8 +105,9 @@ def test_signed_request_checks(api: TestClient) -> None:
     assert unsigned.status_code == 401
     assert unsigned.json()["code"] == "auth.signature_missing"
 
-    stale = signed(api, node, "POST", "/v1/leases", {"units_max": 1},
-                   timestamp_s=int(time.time()) - 3600)
+    stale = signed(
+        api, node, "POST", "/v1/leases", {"units_max": 1}, timestamp_s=int(time.time()) - 3600
+    )
     assert stale.status_code == 401
     assert stale.json()["code"] == "auth.timestamp_skew"
 

@@ -47,3 +47,24 @@ def serve(
         url = settings.resolved_database_url().split("@")[-1]
         console.print(f"coordinator on http://{host}:{port} (store: {url})", highlight=False)
         uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command("openapi")
+def openapi(
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+) -> None:
+    """Print the API's OpenAPI document (the contract, checked in as docs/openapi.json)."""
+    import json
+    import tempfile
+
+    from nexapod.coordinator.app import create_app
+    from nexapod.settings import Settings
+
+    with tempfile.TemporaryDirectory() as scratch:
+        document = create_app(Settings(data_dir=Path(scratch)), run_maintenance=False).openapi()
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}")

@@ -21,6 +21,8 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+import nexapod
+
 __all__ = ["FILES_MAX_DEFAULT", "package_tree_hash", "tree_file_hashes", "tree_hash"]
 
 FILES_MAX_DEFAULT = 100_000
@@ -80,8 +82,6 @@ def tree_hash(file_hashes: Mapping[str, str]) -> str:
 
 def package_tree_hash() -> str:
     """The runner tree hash: ``tree_hash`` of the installed ``nexapod`` package directory."""
-    import nexapod
-
     return tree_hash(tree_file_hashes(Path(nexapod.__file__).resolve().parent))
 
 

@@ -20,6 +20,7 @@ from nexapod.crypto import canonical_sha256_hex
 
 __all__ = [
     "GPUS_MAX",
+    "TEXT_CHARS_MAX",
     "collect_hardware_profile",
     "hardware_fingerprint",
     "machine_identifiers",
@@ -32,6 +33,7 @@ _MACHINE_ID_PATHS = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 _SYS_CLASS_NET = Path("/sys/class/net")
 _CPU_MODEL_KEYS = ("model name", "Model", "Hardware", "cpu model", "cpu")
 _GIB_BYTES = 1024**3
+TEXT_CHARS_MAX = 256  # the registry's limit on a profile's text fields
 
 
 def collect_hardware_profile() -> dict[str, object]:
@@ -42,13 +44,13 @@ def collect_hardware_profile() -> dict[str, object]:
     assert cpu_cores > 0
     assert memory_bytes >= 0
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": _short(_cpu_model()),
         "cpu_cores": cpu_cores,
         "memory_bytes": memory_bytes,
         "gpus": gpus,
-        "os": platform.platform(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
+        "os": _short(platform.platform()),
+        "machine": _short(platform.machine()),
+        "python": _short(platform.python_version()),
     }
 
 
@@ -154,15 +156,19 @@ def _gpus() -> list[dict[str, object]]:
 def _gpu(pynvml: Any, index: int) -> dict[str, object]:
     handle = pynvml.nvmlDeviceGetHandleByIndex(index)
     return {
-        "name": _text(pynvml.nvmlDeviceGetName(handle)),
+        "name": _short(_text(pynvml.nvmlDeviceGetName(handle))),
         "memory_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
-        "uuid": _text(pynvml.nvmlDeviceGetUUID(handle)),
+        "uuid": _short(_text(pynvml.nvmlDeviceGetUUID(handle))),
     }
 
 
 def _text(value: str | bytes) -> str:
     """NVML strings are bytes in older nvidia-ml-py releases, str in newer ones."""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _short(text: str) -> str:
+    return text[:TEXT_CHARS_MAX]
 
 
 def _read_text(path: Path, bytes_max: int) -> str:

@@ -36,6 +36,7 @@ __all__ = ["UnitResult", "compute_unit", "desc_key", "from_desc_key"]
 
 Float32Array = npt.NDArray[np.float32]
 Int64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 UInt32Array = npt.NDArray[np.uint32]
 UInt64Array = npt.NDArray[np.uint64]
 
@@ -96,7 +97,8 @@ def compute_unit(
     if shape.is_diagonal:
         np.fill_diagonal(similarities, -np.inf)
     k_rows = min(k, n_cols - 1 if shape.is_diagonal else n_cols)
-    row_local, row_sims = _top_k(similarities, _row_thresholds(similarities, k_rows), k_rows, True)
+    mask = np.empty((n_rows, n_cols), dtype=np.bool_)
+    row_local, row_sims = _top_k(similarities, _row_thresholds(similarities, k_rows), k_rows, True, mask)
     row_ids = _padded(row_local, shape.col_start, k)
     if shape.is_diagonal:
         col_ids = np.empty((0, k), dtype=np.int64)
@@ -104,7 +106,7 @@ def compute_unit(
     else:
         k_cols = min(k, n_rows)
         col_thresholds = _col_thresholds(similarities, k_cols)
-        col_local, col_sims = _top_k(similarities, col_thresholds, k_cols, False)
+        col_local, col_sims = _top_k(similarities, col_thresholds, k_cols, False, mask)
         col_ids = _padded(col_local, shape.row_start, k)
         col_sims = _padded_sims(col_sims, k)
     return UnitResult(row_ids, _padded_sims(row_sims, k), col_ids, col_sims)
@@ -154,17 +156,22 @@ def _col_thresholds(similarities: Float32Array, k_eff: int) -> Float32Array:
 
 
 def _candidates(
-    similarities: Float32Array, thresholds: Float32Array, by_row: bool
+    similarities: Float32Array, thresholds: Float32Array, by_row: bool, mask: BoolArray
 ) -> Int64Array:
-    """Ascending flat positions of S >= threshold (per row, or per column)."""
+    """Ascending flat positions of S >= threshold (per row, or per column).
+
+    ``mask`` is scratch of S's shape, shared by both directions: a fresh 4 MiB array per
+    pass costs its page faults again.
+    """
     n_rows, n_cols = similarities.shape
+    assert mask.shape == similarities.shape
     if by_row:
-        return np.flatnonzero(similarities >= thresholds[:, None])
+        np.greater_equal(similarities, thresholds[:, None], out=mask)
+        return np.flatnonzero(mask)
     # numpy compares against a row-broadcast operand several times slower than against a
     # same-shape one, so tile the thresholds over a few rows and compare chunk by chunk.
     chunk_rows = min(n_rows, _COMPARE_CHUNK_ROWS)
     tiled = np.tile(thresholds, (chunk_rows, 1))
-    mask = np.empty((n_rows, n_cols), dtype=np.bool_)
     for start in range(0, n_rows, chunk_rows):
         stop = min(start + chunk_rows, n_rows)
         np.greater_equal(similarities[start:stop], tiled[: stop - start], out=mask[start:stop])
@@ -176,13 +183,14 @@ def _top_k(
     thresholds: Float32Array,
     k_eff: int,
     by_row: bool,
+    mask: BoolArray,
 ) -> tuple[Int64Array, Float32Array]:
     """[owners, k_eff] local indices and sims: rows of S (by_row) or its columns."""
     n_rows, n_cols = similarities.shape
     n_owners = n_rows if by_row else n_cols
     if k_eff == 0:
         return np.empty((n_owners, 0), np.int64), np.empty((n_owners, 0), np.float32)
-    flat = _candidates(similarities, thresholds, by_row)
+    flat = _candidates(similarities, thresholds, by_row, mask)
     major, minor = np.divmod(flat, n_cols)
     owner, other = (major, minor) if by_row else (minor, major)
     values = similarities.ravel()[flat] + np.float32(0.0)  # -0.0 becomes +0.0

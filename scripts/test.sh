@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Quick start, command 2: lint, type-check and run the whole test suite
+# (SQLite and a throwaway PostgreSQL server, the bubblewrap sandbox, real processes).
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+ensure_venv "test"
+ensure_bubblewrap || die "the sandbox tests need bubblewrap"
+ensure_postgresql || die "the PostgreSQL tests need PostgreSQL's server binaries"
+cd "$ROOT"
+say "ruff…"
+"$VENV/bin/ruff" check src tests bench
+"$VENV/bin/ruff" format --check --quiet src tests bench
+say "mypy --strict…"
+"$VENV/bin/mypy" src
+say "pytest…"
+exec "$VENV/bin/pytest" -q "$@"
