@@ -1,0 +1,3 @@
+"""The ``nexapod`` command line (Typer + Rich); the only place that prints."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The mesh: jobs, work units, leases, signed results and merged products."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The registry: contributors, their nodes and hardware profiles, request authentication."""
+
+__all__: list[str] = []

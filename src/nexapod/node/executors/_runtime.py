@@ -18,7 +18,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import nexapod
 from nexapod.node.executors._types import SandboxLimits
 
 __all__ = [
@@ -82,7 +81,7 @@ def python_runtime_paths() -> list[Path]:
         Path(sys.exec_prefix),
         Path(sys.base_exec_prefix),
         Path(sys.executable).resolve().parent,
-        Path(nexapod.__file__).resolve().parent.parent,
+        _package_dir().parent,
     ]
     paths: list[Path] = []
     for candidate in candidates:
@@ -92,6 +91,14 @@ def python_runtime_paths() -> list[Path]:
     assert paths, "the running interpreter has no directory on disk"
     assert all(path.is_absolute() for path in paths)
     return paths
+
+
+def _package_dir() -> Path:
+    """The installed ``nexapod`` package, found from this file (the node may not import it)."""
+    package = Path(__file__).resolve().parents[2]
+    assert package.name == "nexapod"
+    assert (package / "__init__.py").is_file()
+    return package
 
 
 def shim_argv(

@@ -90,16 +90,17 @@ def compute_unit(
     _check_block(block_col, shape.n_cols, "block_col")
     if block_row.shape[1] != block_col.shape[1]:
         raise WorkloadError("block_malformed", "blocks differ in embedding_dim")
-    similarities = np.matmul(block_row, block_col.T)
+    similarities = np.matmul(block_row, block_col.T)  # the one matmul: all the FLOPs
     assert similarities.dtype == np.float32
     assert similarities.flags.c_contiguous
     n_rows, n_cols = similarities.shape
     if shape.is_diagonal:
         np.fill_diagonal(similarities, -np.inf)
-    k_rows = min(k, n_cols - 1 if shape.is_diagonal else n_cols)
     mask = np.empty((n_rows, n_cols), dtype=np.bool_)
-    row_local, row_sims = _top_k(similarities, _row_thresholds(similarities, k_rows), k_rows, True, mask)
-    row_ids = _padded(row_local, shape.col_start, k)
+    k_rows = min(k, n_cols - 1 if shape.is_diagonal else n_cols)
+    row_thresholds = _row_thresholds(similarities, k_rows)
+    row_local, row_sims = _top_k(similarities, row_thresholds, k_rows, True, mask)
+    row_ids, row_sims = _padded(row_local, row_sims, shape.col_start, k)
     if shape.is_diagonal:
         col_ids = np.empty((0, k), dtype=np.int64)
         col_sims = np.empty((0, k), dtype=np.float32)
@@ -107,9 +108,8 @@ def compute_unit(
         k_cols = min(k, n_rows)
         col_thresholds = _col_thresholds(similarities, k_cols)
         col_local, col_sims = _top_k(similarities, col_thresholds, k_cols, False, mask)
-        col_ids = _padded(col_local, shape.row_start, k)
-        col_sims = _padded_sims(col_sims, k)
-    return UnitResult(row_ids, _padded_sims(row_sims, k), col_ids, col_sims)
+        col_ids, col_sims = _padded(col_local, col_sims, shape.row_start, k)
+    return UnitResult(row_ids, row_sims, col_ids, col_sims)
 
 
 def _check_block(block: Float32Array, n_rows: int, name: str) -> None:
@@ -163,7 +163,7 @@ def _candidates(
     ``mask`` is scratch of S's shape, shared by both directions: a fresh 4 MiB array per
     pass costs its page faults again.
     """
-    n_rows, n_cols = similarities.shape
+    n_rows = similarities.shape[0]
     assert mask.shape == similarities.shape
     if by_row:
         np.greater_equal(similarities, thresholds[:, None], out=mask)
@@ -221,15 +221,16 @@ def from_desc_key(keys: UInt32Array) -> Float32Array:
     return bits.astype(np.uint32).view(np.float32)
 
 
-def _padded(local: Int64Array, offset: int, k: int) -> Int64Array:
+def _padded(
+    local: Int64Array, sims: Float32Array, offset: int, k: int
+) -> tuple[Int64Array, Float32Array]:
+    """Global ids and sims as [owners, k], padded with -1 / -inf past the k_eff found."""
+    k_eff = local.shape[1]
+    assert k_eff <= k
     ids = np.full((local.shape[0], k), -1, dtype=np.int64)
-    ids[:, : local.shape[1]] = local + offset
-    return ids
-
-
-def _padded_sims(sims: Float32Array, k: int) -> Float32Array:
-    if sims.shape[1] == k:
-        return sims
+    ids[:, :k_eff] = local + offset
+    if k_eff == k:
+        return ids, sims
     padded = np.full((sims.shape[0], k), -np.inf, dtype=np.float32)
-    padded[:, : sims.shape[1]] = sims
-    return padded
+    padded[:, :k_eff] = sims
+    return ids, padded

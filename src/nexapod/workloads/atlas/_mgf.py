@@ -71,7 +71,9 @@ def _mgf_text(source: Path | bytes) -> str:
         except OSError as exc:
             raise WorkloadError("dataset_invalid", f"cannot read {source}: {exc}") from exc
     if len(data) > MGF_BYTES_MAX:
-        raise WorkloadError("dataset_invalid", f"MGF of {len(data)} bytes, more than {MGF_BYTES_MAX}")
+        raise WorkloadError(
+            "dataset_invalid", f"MGF of {len(data)} bytes, more than {MGF_BYTES_MAX}"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -91,7 +91,9 @@ def _check_sizes(n_spectra: int, block_size: int) -> None:
 def block_ranges(n_spectra: int, block_size: int) -> list[tuple[int, int]]:
     """[(start, stop)] of each block; only the last may be shorter than block_size."""
     _check_sizes(n_spectra, block_size)
-    ranges = [(start, min(start + block_size, n_spectra)) for start in range(0, n_spectra, block_size)]
+    ranges = [
+        (start, min(start + block_size, n_spectra)) for start in range(0, n_spectra, block_size)
+    ]
     assert ranges[0][0] == 0
     assert ranges[-1][1] == n_spectra
     return ranges

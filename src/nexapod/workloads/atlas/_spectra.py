@@ -116,7 +116,9 @@ def embed_peak_table(
     for start in range(0, n_spectra, chunk_spectra):
         stop = min(start + chunk_spectra, n_spectra)
         lo, hi = int(offsets[start]), int(offsets[stop])
-        owner = np.repeat(np.arange(stop - start, dtype=np.int64), np.diff(offsets[start : stop + 1]))
+        owner = np.repeat(
+            np.arange(stop - start, dtype=np.int64), np.diff(offsets[start : stop + 1])
+        )
         binned = _bin_chunk(owner, mz[lo:hi], intensity[lo:hi], stop - start, params)
         norms = np.sqrt(np.einsum("ij,ij->i", binned, binned))
         empty = np.flatnonzero(norms == 0.0)
@@ -149,6 +151,6 @@ def _bin_chunk(
     assert bins.shape[0] == 0 or int(bins.min()) >= 0
     flat = owner[in_range] * dim + bins
     weights = np.sqrt(intensity[in_range])
-    binned = np.bincount(flat, weights=weights, minlength=n_spectra * dim)
+    binned = np.bincount(flat, weights=weights, minlength=n_spectra * dim).astype(np.float64, copy=False)
     assert binned.shape[0] == n_spectra * dim
     return binned.reshape(n_spectra, dim)

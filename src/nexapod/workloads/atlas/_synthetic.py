@@ -78,9 +78,7 @@ def synthetic_spectra(n_spectra: int, seed: int) -> list[Spectrum]:
     return spectra
 
 
-def synthetic_embeddings(
-    n_spectra: int, seed: int, params: AtlasParams
-) -> npt.NDArray[np.float32]:
+def synthetic_embeddings(n_spectra: int, seed: int, params: AtlasParams) -> npt.NDArray[np.float32]:
     """``embed_spectra(synthetic_spectra(n_spectra, seed), params)``, without the objects."""
     table = _peak_table(n_spectra, seed)
     return embed_peak_table(table.offsets, table.mz, table.intensity, params)
@@ -128,7 +126,9 @@ def _peak_table(n_spectra: int, seed: int) -> _PeakTable:
     # Spectra: family, analogue shift, overall scale.
     family = _index(rng, n_spectra, n_families)
     is_analogue = _uniform(rng, n_spectra) < ANALOGUE_P
-    shift_mz = np.where(is_analogue, np.asarray(SHIFTS_MZ)[_index(rng, n_spectra, len(SHIFTS_MZ))], 0.0)
+    shift_mz = np.where(
+        is_analogue, np.asarray(SHIFTS_MZ)[_index(rng, n_spectra, len(SHIFTS_MZ))], 0.0
+    )
     scale = 100.0 + 1e5 * _uniform(rng, n_spectra)
     precursor_mz = family_precursor_mz[family] + shift_mz + 0.005 * _centred(rng, n_spectra)
 

@@ -1,0 +1,188 @@
+"""Coordinator throughput: simulated nodes lease and submit tiny units over real HTTP.
+
+A real coordinator process (SQLite in a temporary directory, or --db URL) serves many
+simulated nodes, each a thread in one of two load-generator processes. Every request
+is signed and checked, every result is signed, checked, decoded and stored. Results
+are computed before the clock starts, so the load generator spends its time on HTTP
+and signatures. The baseline, measured in the same run against the same server with
+the same concurrency, is the no-op endpoint GET /v1/health.
+
+    python bench/coordinator.py [--units-per-request 32] [--nodes 16] [--spectra 2048]
+
+Target (issue 3): >= 1,000 units/s on SQLite on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nexapod.crypto import SigningKey, b64encode, sha256_hex, sign_document  # noqa: E402
+from nexapod.node.client import CoordinatorClient, Signer  # noqa: E402
+from nexapod.node.home import node_registration, user_registration  # noqa: E402
+from nexapod.protocol.v1 import (  # noqa: E402
+    PURPOSE_RESULT,
+    ResultDocument,
+    ResultItem,
+    SubmitJobRequest,
+    SyntheticDataset,
+)
+from nexapod.workloads import atlas  # noqa: E402
+from tests.factories import PROFILE  # noqa: E402
+from tests.processes import CoordinatorProcess  # noqa: E402
+
+TARGET_UNITS_PER_S = 1000
+PARAMS: dict[str, int | str] = {"block_size": 16, "k": 4, "embedding_dim": 8}
+_RESULTS: dict[tuple[int, int], bytes] = {}
+
+
+def _precompute(n_spectra: int) -> None:
+    params = atlas.AtlasParams.from_dict(PARAMS)
+    embeddings = atlas.synthetic_embeddings(n_spectra, 5, params)
+    for shape in atlas.plan_units(n_spectra, params.block_size):
+        row = embeddings[shape.row_start:shape.row_stop]
+        col = embeddings[shape.col_start:shape.col_stop]
+        result = atlas.compute_unit(row, col, shape, params.k)
+        _RESULTS[(shape.block_row, shape.block_col)] = atlas.encode_unit_result(result)
+
+
+def _register(url: str, count: int) -> list[tuple[str, bytes]]:
+    nodes = []
+    with CoordinatorClient(url) as client:
+        user = SigningKey.generate()
+        client.register_user(user_registration("bench", user))
+        for index in range(count):
+            key = SigningKey.generate()
+            state = {"public_key": key.public_key_b64, "profile": PROFILE,
+                     "fingerprint": sha256_hex(str(index).encode()), "runner_tree_hash": "ab" * 32}
+            view = client.register_node(node_registration(state, key, "bench", user, 10**12))
+            nodes.append((view.node_id, key.seed()))
+    return nodes, user  # type: ignore[return-value]
+
+
+def _node_loop(url: str, node_id: str, seed: bytes, units_per_request: int,
+               counter: Any) -> None:
+    key = SigningKey.from_seed(seed)
+    with CoordinatorClient(url, Signer(key, f"node:{node_id}"), timeout_s=120) as client:
+        while True:
+            grants = client.lease(units_per_request).leases
+            if not grants:
+                return
+            items = []
+            for grant in grants:
+                shape = grant.unit_spec["shape"]
+                data = _RESULTS[(shape["block_row"], shape["block_col"])]
+                document = ResultDocument(
+                    node_id=node_id, job_id=grant.job_id, unit_id=grant.unit_id,
+                    lease_id=grant.lease_id, result_sha256=sha256_hex(data),
+                    runner_tree_hash="ab" * 32, compute_ms=1,
+                )
+                items.append(ResultItem(
+                    document=document,
+                    signature=sign_document(key, PURPOSE_RESULT, document.model_dump()),
+                    result_b64=b64encode(data),
+                ))
+            client.submit_results(items)
+            with counter.get_lock():
+                counter.value += len(items)
+
+
+def _worker(url: str, nodes: list[tuple[str, bytes]], units_per_request: int,
+            counter: Any) -> None:
+    threads = [threading.Thread(target=_node_loop, args=(url, n, s, units_per_request, counter))
+               for n, s in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _noop_worker(url: str, threads_count: int, duration_s: float, counter: Any) -> None:
+    def loop() -> None:
+        deadline = time.monotonic() + duration_s
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while time.monotonic() < deadline:
+                client.get("/v1/health").raise_for_status()
+                with counter.get_lock():
+                    counter.value += 1
+    threads = [threading.Thread(target=loop) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _run_processes(target: Any, args_per_process: list[tuple[Any, ...]]) -> float:
+    started = time.perf_counter()
+    processes = [multiprocessing.Process(target=target, args=args) for args in args_per_process]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        assert process.exitcode == 0, "a load generator failed"
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--spectra", type=int, default=2048)
+    parser.add_argument("--nodes", type=int, default=16)
+    parser.add_argument("--units-per-request", type=int, default=32)
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    multiprocessing.set_start_method("fork")
+    _precompute(args.spectra)
+    with tempfile.TemporaryDirectory() as scratch:
+        db = args.db or f"sqlite:///{scratch}/bench.sqlite3"
+        server = CoordinatorProcess(db, Path(scratch) / "coordinator")
+        try:
+            nodes, user = _register(server.url, args.nodes)
+            request = SubmitJobRequest(workload="atlas", params=PARAMS, dataset=SyntheticDataset(
+                kind="synthetic", n_spectra=args.spectra, seed=5))
+            with CoordinatorClient(server.url, Signer(user, "user:bench")) as client:
+                job = client.submit_job(request)
+            counter = multiprocessing.Value("q", 0)
+            shares = [nodes[i::args.processes] for i in range(args.processes)]
+            elapsed_s = _run_processes(
+                _worker, [(server.url, share, args.units_per_request, counter) for share in shares]
+            )
+            with CoordinatorClient(server.url) as client:
+                view = client.get_job(job.job_id)
+            assert view.units_done == view.units_total == counter.value, "every unit counted once"
+            units_per_s = view.units_total / elapsed_s
+            requests_per_s = 2 * view.units_total / args.units_per_request / elapsed_s
+
+            noop_counter = multiprocessing.Value("q", 0)
+            noop_s = _run_processes(
+                _noop_worker,
+                [(server.url, len(share), min(elapsed_s, 10.0), noop_counter) for share in shares],
+            )
+            noop_per_s = noop_counter.value / noop_s
+        finally:
+            server.stop()
+    print(f"coordinator benchmark ({'SQLite' if not args.db else args.db.split(':')[0]}, "
+          f"{args.nodes} simulated nodes in {args.processes} processes, "
+          f"{args.units_per_request} units per request)")
+    print(f"  units leased, signed, verified and stored: {view.units_total} in {elapsed_s:.2f} s")
+    print(f"  throughput:              {units_per_s:10,.0f} units/s   (target >= "
+          f"{TARGET_UNITS_PER_S:,}: {'PASS' if units_per_s >= TARGET_UNITS_PER_S else 'MISS'})")
+    print(f"  lease+result requests:   {requests_per_s:10,.0f} requests/s")
+    print(f"  baseline no-op GET /v1/health: {noop_per_s:10,.0f} requests/s")
+    print(f"  ratio, unit requests to no-op requests: {requests_per_s / noop_per_s:.2f}")
+    print(f"  ratio, units to no-op requests:         {units_per_s / noop_per_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The rules every top-k neighbour list obeys, checked on everything we decode.
+
+A list is two [owners, k] arrays: int64 global ids and float32 similarities. Entries are
+valid neighbours first, then padding (id -1 with similarity -inf); valid entries are
+distinct, never the owner itself, inside the allowed id range, finite, within
+[-SIM_ABS_MAX, SIM_ABS_MAX] (cosines of unit vectors, plus float32 rounding), and sorted by
+similarity descending, ties by smaller id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from nexapod.errors import WorkloadError
+
+__all__ = ["SIM_ABS_MAX", "check_neighbour_lists"]
+
+SIM_ABS_MAX = 1.0001
+
+Float32Array = npt.NDArray[np.float32]
+Int64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def check_neighbour_lists(
+    ids: Int64Array,
+    sims: Float32Array,
+    *,
+    owner_start: int,
+    id_start: int,
+    id_stop: int,
+    valid_count: int | None,
+    what: str,
+    code: str,
+) -> None:
+    """Raise WorkloadError(code) naming the first owner (global id) that breaks a rule.
+
+    Owners are ``owner_start + row``; neighbour ids must lie in [id_start, id_stop);
+    ``valid_count``, when given, is the exact number of valid entries per owner.
+    """
+    assert ids.dtype == np.int64
+    assert sims.dtype == np.float32
+    assert ids.shape == sims.shape
+    assert ids.ndim == 2
+    if ids.shape[0] == 0:
+        return
+    owners = owner_start + np.arange(ids.shape[0], dtype=np.int64)
+    fail = _Failer(owners, what, code)
+    valid = ids != -1
+    fail(np.any(valid == (sims == -np.inf), axis=1), "padding must be id -1 with sim -inf")
+    fail(np.any(valid[:, 1:] & ~valid[:, :-1], axis=1), "a neighbour follows padding")
+    if valid_count is not None:
+        counts = valid.sum(axis=1)
+        fail(counts != valid_count, f"must list exactly {valid_count} neighbours")
+    in_range = (ids >= id_start) & (ids < id_stop)
+    fail(np.any(valid & ~in_range, axis=1), f"a neighbour id outside [{id_start}, {id_stop})")
+    fail(np.any(ids == owners[:, None], axis=1), "listed as its own neighbour")
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(sims)
+        bounded = np.abs(sims) <= np.float32(SIM_ABS_MAX)
+    fail(np.any(valid & ~finite, axis=1), "a similarity is NaN or infinite")
+    fail(np.any(valid & ~bounded, axis=1), f"a similarity outside [-{SIM_ABS_MAX}, {SIM_ABS_MAX}]")
+    both = valid[:, 1:] & valid[:, :-1]
+    left_sims, right_sims = sims[:, :-1], sims[:, 1:]
+    left_ids, right_ids = ids[:, :-1], ids[:, 1:]
+    ordered = (left_sims > right_sims) | ((left_sims == right_sims) & (left_ids < right_ids))
+    fail(np.any(both & ~ordered, axis=1), "not sorted by similarity descending, then id")
+    # Sorted ids expose duplicates that sit apart (different sims); padding sorts first.
+    by_id = np.sort(ids, axis=1)
+    repeated = (by_id[:, 1:] == by_id[:, :-1]) & (by_id[:, 1:] != -1)
+    fail(np.any(repeated, axis=1), "a neighbour is listed twice")
+
+
+class _Failer:
+    """Raises for the first owner flagged by a rule, naming it by its global id."""
+
+    def __init__(self, owners: Int64Array, what: str, code: str) -> None:
+        self.owners = owners
+        self.what = what
+        self.code = code
+
+    def __call__(self, bad_rows: BoolArray, reason: str) -> None:
+        assert bad_rows.shape == self.owners.shape
+        rows = np.flatnonzero(bad_rows)
+        if rows.shape[0]:
+            owner = int(self.owners[rows[0]])
+            raise WorkloadError(self.code, f"{self.what}: spectrum {owner}: {reason}")
