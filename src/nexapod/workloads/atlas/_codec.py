@@ -1,0 +1,193 @@
+"""Bytes on the wire: embedding blocks (.npy) and unit results (a fixed binary layout).
+
+Decoders are strict (a node's upload is untrusted input): exact size, shape and dtype,
+never pickle, and every neighbour-list rule of ``_lists`` checked, so that what reaches
+the merge is well formed. Encoders are deterministic: the same value gives the same bytes.
+
+Unit result layout, little-endian::
+
+    magic "NXAU" | format u32 = 1 | n_rows u32 | n_cols_listed u32 | k u32
+    row_ids int64[n_rows * k] | row_sims float32[n_rows * k]
+    col_ids int64[n_cols_listed * k] | col_sims float32[n_cols_listed * k]
+
+``n_cols_listed`` is 0 for a diagonal unit. Rows are in block order.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import numpy.typing as npt
+
+from nexapod.errors import WorkloadError
+from nexapod.workloads.atlas._kernel import UnitResult
+from nexapod.workloads.atlas._lists import check_neighbour_lists
+from nexapod.workloads.atlas._params import SPECTRA_MAX, require_int
+from nexapod.workloads.atlas._plan import UnitShape
+
+__all__ = [
+    "BLOCK_NORM_TOLERANCE",
+    "NPY_HEADER_BYTES_MAX",
+    "RESULT_BYTES_MAX",
+    "decode_block",
+    "decode_unit_result",
+    "encode_block",
+    "encode_unit_result",
+    "parse_npy",
+]
+
+RESULT_BYTES_MAX = 64 << 20
+NPY_HEADER_BYTES_MAX = 4096
+# Rows of a block are unit vectors; float32 rounding moves a norm by ~1e-7.
+BLOCK_NORM_TOLERANCE = 1e-3
+_MAGIC = b"NXAU"
+_FORMAT = 1
+_HEADER = struct.Struct("<4sIIII")
+_ID_BYTES = 8
+_SIM_BYTES = 4
+
+Float32Array = npt.NDArray[np.float32]
+
+
+def encode_unit_result(result: UnitResult) -> bytes:
+    """The result's bytes in the layout of the module docstring."""
+    n_rows, k = result.row_ids.shape
+    n_cols_listed = result.col_ids.shape[0]
+    header = _HEADER.pack(_MAGIC, _FORMAT, n_rows, n_cols_listed, k)
+    parts = [
+        header,
+        result.row_ids.astype("<i8", copy=False).tobytes(),
+        result.row_sims.astype("<f4", copy=False).tobytes(),
+        result.col_ids.astype("<i8", copy=False).tobytes(),
+        result.col_sims.astype("<f4", copy=False).tobytes(),
+    ]
+    data = b"".join(parts)
+    assert len(data) == _result_bytes(n_rows, n_cols_listed, k)
+    return data
+
+
+def _result_bytes(n_rows: int, n_cols_listed: int, k: int) -> int:
+    return _HEADER.size + (n_rows + n_cols_listed) * k * (_ID_BYTES + _SIM_BYTES)
+
+
+def decode_unit_result(
+    data: bytes,
+    shape: UnitShape,
+    k: int,
+    n_spectra: int,
+    bytes_max: int = RESULT_BYTES_MAX,
+) -> UnitResult:
+    """Parse and check a unit's result; any defect raises ``workload.result_malformed``."""
+    require_int(k, "k", 1, 1 << 16, "params_invalid")
+    require_int(n_spectra, "n_spectra", 1, SPECTRA_MAX, "params_invalid")
+    if shape.col_stop > n_spectra:
+        raise WorkloadError("shape_invalid", f"unit reaches spectrum {shape.col_stop - 1}")
+    if len(data) > bytes_max:
+        raise WorkloadError("result_malformed", f"{len(data)} bytes, more than {bytes_max}")
+    if len(data) < _HEADER.size:
+        raise WorkloadError("result_malformed", f"{len(data)} bytes is shorter than a header")
+    magic, version, n_rows, n_cols_listed, k_listed = _HEADER.unpack_from(data)
+    n_cols_expected = 0 if shape.is_diagonal else shape.n_cols
+    if magic != _MAGIC or version != _FORMAT:
+        raise WorkloadError("result_malformed", "not an atlas unit result (magic or format)")
+    if (n_rows, n_cols_listed, k_listed) != (shape.n_rows, n_cols_expected, k):
+        raise WorkloadError(
+            "result_malformed",
+            f"header says {n_rows} rows, {n_cols_listed} cols, k={k_listed}; "
+            f"expected {shape.n_rows}, {n_cols_expected}, k={k}",
+        )
+    size_bytes = _result_bytes(n_rows, n_cols_listed, k)
+    if len(data) != size_bytes:
+        raise WorkloadError("result_malformed", f"{len(data)} bytes, expected {size_bytes}")
+    offset = _HEADER.size
+    arrays = []
+    for count, dtype in ((n_rows, "<i8"), (n_rows, "<f4"), (n_cols_listed, "<i8"), (n_cols_listed, "<f4")):
+        array = np.frombuffer(data, dtype=dtype, count=count * k, offset=offset)
+        arrays.append(array.reshape(count, k).astype(dtype[1:], copy=True))
+        offset += array.nbytes
+    assert offset == len(data)
+    result = UnitResult(arrays[0], arrays[1], arrays[2], arrays[3])
+    _check_result(result, shape, k)
+    return result
+
+
+def _check_result(result: UnitResult, shape: UnitShape, k: int) -> None:
+    row_candidates = shape.n_cols - 1 if shape.is_diagonal else shape.n_cols
+    check_neighbour_lists(
+        result.row_ids,
+        result.row_sims,
+        owner_start=shape.row_start,
+        id_start=shape.col_start,
+        id_stop=shape.col_stop,
+        valid_count=min(k, row_candidates),
+        what="row lists",
+        code="result_malformed",
+    )
+    check_neighbour_lists(
+        result.col_ids,
+        result.col_sims,
+        owner_start=shape.col_start,
+        id_start=shape.row_start,
+        id_stop=shape.row_stop,
+        valid_count=min(k, shape.n_rows),
+        what="col lists",
+        code="result_malformed",
+    )
+
+
+def encode_block(embeddings: Float32Array) -> bytes:
+    """.npy (format 1.0) bytes of a float32 C-order [n, d] array."""
+    if embeddings.dtype != np.float32 or embeddings.ndim != 2:
+        raise WorkloadError("block_malformed", "a block is a 2-D float32 array")
+    if embeddings.shape[0] == 0:
+        raise WorkloadError("block_malformed", "a block has at least one row")
+    buffer = io.BytesIO()
+    array = np.ascontiguousarray(embeddings)
+    np.lib.format.write_array(buffer, array, version=(1, 0), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def parse_npy(data: bytes, descr: str, what: str, code: str) -> npt.NDArray[np.generic]:
+    """A read-only array from .npy bytes: format 1.0, exactly ``descr``, C order, no pickle,
+    no trailing bytes."""
+    buffer = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        if version != (1, 0):
+            raise WorkloadError(code, f"{what}: .npy format {version}, expected (1, 0)")
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(
+            buffer, max_header_size=NPY_HEADER_BYTES_MAX
+        )
+    except ValueError as exc:
+        raise WorkloadError(code, f"{what}: not a .npy array: {exc}") from exc
+    if fortran_order or dtype != np.dtype(descr) or dtype.hasobject:
+        raise WorkloadError(code, f"{what}: must be C-order {descr}, got {dtype.str}")
+    count = 1
+    for extent in shape:
+        count *= extent
+    if len(data) - buffer.tell() != count * dtype.itemsize:
+        raise WorkloadError(code, f"{what}: {len(data)} bytes do not match shape {shape}")
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=buffer.tell())
+    return array.reshape(shape)
+
+
+def decode_block(data: bytes, n_rows: int, embedding_dim: int) -> Float32Array:
+    """A block of unit-norm float32 rows, shape exactly [n_rows, embedding_dim] (read-only)."""
+    expected_bytes = n_rows * embedding_dim * 4
+    if len(data) > expected_bytes + NPY_HEADER_BYTES_MAX:
+        raise WorkloadError("block_malformed", f"{len(data)} bytes for a {n_rows} x {embedding_dim} block")
+    array = parse_npy(data, "<f4", "block", "block_malformed")
+    if array.shape != (n_rows, embedding_dim):
+        raise WorkloadError(
+            "block_malformed", f"block shape {array.shape}, expected ({n_rows}, {embedding_dim})"
+        )
+    block: Float32Array = array.view(np.float32)
+    if not np.all(np.isfinite(block)):
+        raise WorkloadError("block_malformed", "block holds NaN or infinite values")
+    squared_norms = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+    off = np.flatnonzero(np.abs(squared_norms - 1.0) > 2 * BLOCK_NORM_TOLERANCE)
+    if off.shape[0]:
+        raise WorkloadError("block_malformed", f"block row {int(off[0])} is not unit-norm")
+    return block
