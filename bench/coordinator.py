@@ -48,7 +48,7 @@ _RESULTS: dict[tuple[int, int], bytes] = {}
 
 
 def _precompute(n_spectra: int) -> None:
-    params = atlas.AtlasParams.from_dict(PARAMS)
+    params = atlas.AtlasParams(**PARAMS)
     embeddings = atlas.synthetic_embeddings(n_spectra, 5, params)
     for shape in atlas.plan_units(n_spectra, params.block_size):
         row = embeddings[shape.row_start:shape.row_stop]

@@ -85,7 +85,7 @@ def test_atlas_job_across_sandboxed_node_processes(
             log.close()
     assert done.status == "done", (tmp_path / "node0.log").read_text()
     assert done.units_done == 15
-    assert done.work_flops_done == atlas.job_flops(N_SPECTRA, atlas.AtlasParams.from_dict(PARAMS))
+    assert done.work_flops_done == atlas.job_flops(N_SPECTRA, atlas.AtlasParams(**PARAMS))
     assert sum(n.verified_flops for n in done.nodes) == done.work_flops_done
     assert all(n.units_done > 0 for n in done.nodes), "both nodes took part"
     for process in nodes:
@@ -98,7 +98,7 @@ def test_atlas_job_across_sandboxed_node_processes(
     assert result.returncode == 0, result.stderr
     assert sha256_hex(out.read_bytes()) == done.product_sha256
     graph = atlas.decode_graph(out.read_bytes())
-    params = atlas.AtlasParams.from_dict(PARAMS)
+    params = atlas.AtlasParams(**PARAMS)
     reference = atlas.brute_force_knn(atlas.synthetic_embeddings(N_SPECTRA, SEED, params), 6)
     np.testing.assert_allclose(graph.sims, reference.sims, atol=1e-5)
 

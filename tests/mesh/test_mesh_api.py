@@ -108,7 +108,7 @@ def test_job_runs_to_a_graph_equal_to_brute_force(
 ) -> None:
     alice, node_a, node_b = actors
     job = _submit(mesh_api, alice, clock)
-    params = atlas.AtlasParams.from_dict(JOB["params"])
+    params = atlas.AtlasParams(**JOB["params"])
     assert job["units_total"] == 10
     assert job["work_flops_total"] == atlas.job_flops(N_SPECTRA, params)
     assert job["status"] == "running"

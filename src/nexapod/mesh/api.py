@@ -76,7 +76,7 @@ def get_block(job_id: JobIdPath, block_index: Annotated[int, Path(ge=0)], ctx: C
 def get_product(job_id: JobIdPath, ctx: ContextDep) -> Response:
     """The merged product of a finished job (for the atlas: the kNN graph as .npz)."""
     with ctx.read_uow() as uow:
-        _, product = service.get_product(uow, job_id)
+        product = service.get_product(uow, job_id)
     return Response(
         product.data,
         media_type="application/octet-stream",
@@ -90,10 +90,10 @@ def get_neighbours(
 ) -> SpectrumNeighbours:
     """One spectrum and its nearest neighbours in a finished atlas."""
     with ctx.read_uow() as uow:
-        job, product = service.get_product(uow, job_id)
-        if spectrum_index >= job.n_items:
-            raise errors.spectrum_out_of_range(spectrum_index, job.n_items)
-        neighbours = atlas_jobs.neighbours_of(product.data, spectrum_index)
+        product = service.get_product(uow, job_id)
+    if spectrum_index >= product.n_items:
+        raise errors.spectrum_out_of_range(spectrum_index, product.n_items)
+    neighbours = atlas_jobs.neighbours_of(product.data, spectrum_index)
     return SpectrumNeighbours(
         job_id=job_id,
         spectrum_index=spectrum_index,

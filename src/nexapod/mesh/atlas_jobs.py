@@ -60,7 +60,7 @@ class JobPlan:
 
 def plan_job(request: SubmitJobRequest, spectra_max: int) -> JobPlan:
     """Embed the dataset, cut it into blocks and list one unit per block pair."""
-    params = atlas.AtlasParams.from_dict(dict(request.params))
+    params = atlas.AtlasParams.from_dict({**atlas.AtlasParams().to_dict(), **request.params})
     dataset = request.dataset
     if isinstance(dataset, SyntheticDataset):
         if dataset.n_spectra > spectra_max:

@@ -30,6 +30,7 @@ from nexapod.storage.uow import UnitOfWork
 
 __all__ = [
     "MeshLimits",
+    "Product",
     "expire_overdue_leases",
     "finalize_job",
     "get_block",
@@ -419,14 +420,24 @@ def get_block(uow: UnitOfWork, job_id: str, block_index: int) -> bytes:
     return block.data
 
 
-def get_product(uow: UnitOfWork, job_id: str) -> tuple[JobRow, ProductRow]:
+@dataclass(frozen=True)
+class Product:
+    """A finished job's merged product, detached from the database."""
+
+    job_id: str
+    n_items: int
+    sha256: str
+    data: bytes
+
+
+def get_product(uow: UnitOfWork, job_id: str) -> Product:
     job = uow.session.get(JobRow, job_id)
     if job is None:
         raise errors.job_unknown(job_id)
     product = uow.session.get(ProductRow, job_id)
     if product is None:
         raise errors.product_not_ready(job_id, job.status)
-    return job, product
+    return Product(job_id, job.n_items, product.sha256, product.data)
 
 
 def _job_view(uow: UnitOfWork, job: JobRow) -> JobView:

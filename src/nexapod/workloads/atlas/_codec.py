@@ -24,7 +24,7 @@ import numpy.typing as npt
 from nexapod.errors import WorkloadError
 from nexapod.workloads.atlas._kernel import UnitResult
 from nexapod.workloads.atlas._lists import check_neighbour_lists
-from nexapod.workloads.atlas._params import SPECTRA_MAX, require_int
+from nexapod.workloads.atlas._params import K_MAX, K_MIN, SPECTRA_MAX, require_int
 from nexapod.workloads.atlas._plan import UnitShape
 
 __all__ = [
@@ -80,7 +80,7 @@ def decode_unit_result(
     bytes_max: int = RESULT_BYTES_MAX,
 ) -> UnitResult:
     """Parse and check a unit's result; any defect raises ``workload.result_malformed``."""
-    require_int(k, "k", 1, 1 << 16, "params_invalid")
+    require_int(k, "k", K_MIN, K_MAX, "params_invalid")
     require_int(n_spectra, "n_spectra", 1, SPECTRA_MAX, "params_invalid")
     if shape.col_stop > n_spectra:
         raise WorkloadError("shape_invalid", f"unit reaches spectrum {shape.col_stop - 1}")
@@ -102,13 +102,17 @@ def decode_unit_result(
     if len(data) != size_bytes:
         raise WorkloadError("result_malformed", f"{len(data)} bytes, expected {size_bytes}")
     offset = _HEADER.size
-    arrays = []
-    for count, dtype in ((n_rows, "<i8"), (n_rows, "<f4"), (n_cols_listed, "<i8"), (n_cols_listed, "<f4")):
-        array = np.frombuffer(data, dtype=dtype, count=count * k, offset=offset)
-        arrays.append(array.reshape(count, k).astype(dtype[1:], copy=True))
-        offset += array.nbytes
+    row_ids = np.frombuffer(data, "<i8", n_rows * k, offset).astype(np.int64).reshape(n_rows, k)
+    offset += row_ids.nbytes
+    row_sims = np.frombuffer(data, "<f4", n_rows * k, offset).astype(np.float32).reshape(n_rows, k)
+    offset += row_sims.nbytes
+    count = n_cols_listed * k
+    col_ids = np.frombuffer(data, "<i8", count, offset).astype(np.int64).reshape(n_cols_listed, k)
+    offset += col_ids.nbytes
+    col_sims = np.frombuffer(data, "<f4", count, offset).astype(np.float32)
+    offset += col_sims.nbytes
     assert offset == len(data)
-    result = UnitResult(arrays[0], arrays[1], arrays[2], arrays[3])
+    result = UnitResult(row_ids, row_sims, col_ids, col_sims.reshape(n_cols_listed, k))
     _check_result(result, shape, k)
     return result
 
@@ -177,7 +181,9 @@ def decode_block(data: bytes, n_rows: int, embedding_dim: int) -> Float32Array:
     """A block of unit-norm float32 rows, shape exactly [n_rows, embedding_dim] (read-only)."""
     expected_bytes = n_rows * embedding_dim * 4
     if len(data) > expected_bytes + NPY_HEADER_BYTES_MAX:
-        raise WorkloadError("block_malformed", f"{len(data)} bytes for a {n_rows} x {embedding_dim} block")
+        raise WorkloadError(
+            "block_malformed", f"{len(data)} bytes for a {n_rows} x {embedding_dim} block"
+        )
     array = parse_npy(data, "<f4", "block", "block_malformed")
     if array.shape != (n_rows, embedding_dim):
         raise WorkloadError(

@@ -151,6 +151,8 @@ def _bin_chunk(
     assert bins.shape[0] == 0 or int(bins.min()) >= 0
     flat = owner[in_range] * dim + bins
     weights = np.sqrt(intensity[in_range])
-    binned = np.bincount(flat, weights=weights, minlength=n_spectra * dim).astype(np.float64, copy=False)
+    binned = np.bincount(flat, weights=weights, minlength=n_spectra * dim).astype(
+        np.float64, copy=False
+    )
     assert binned.shape[0] == n_spectra * dim
     return binned.reshape(n_spectra, dim)
