@@ -24,8 +24,8 @@ __all__ = [
 ]
 
 DEFAULT_COORDINATOR = "http://127.0.0.1:8750"
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 CoordinatorOption = Annotated[
     str,

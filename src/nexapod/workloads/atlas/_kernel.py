@@ -94,20 +94,27 @@ def compute_unit(
     assert similarities.dtype == np.float32
     assert similarities.flags.c_contiguous
     n_rows, n_cols = similarities.shape
-    if shape.is_diagonal:
-        np.fill_diagonal(similarities, -np.inf)
-    mask = np.empty((n_rows, n_cols), dtype=np.bool_)
     k_rows = min(k, n_cols - 1 if shape.is_diagonal else n_cols)
     row_thresholds = _row_thresholds(similarities, k_rows)
-    row_local, row_sims = _top_k(similarities, row_thresholds, k_rows, True, mask)
-    row_ids, row_sims = _padded(row_local, row_sims, shape.col_start, k)
     if shape.is_diagonal:
-        col_ids = np.empty((0, k), dtype=np.int64)
-        col_sims = np.empty((0, k), dtype=np.float32)
+        np.fill_diagonal(similarities, -np.inf)
+        col_thresholds = None
+        k_cols = 0
     else:
         k_cols = min(k, n_rows)
         col_thresholds = _col_thresholds(similarities, k_cols)
-        col_local, col_sims = _top_k(similarities, col_thresholds, k_cols, False, mask)
+    flat = _candidates(similarities, row_thresholds, col_thresholds)
+    major, minor = np.divmod(flat, n_cols)
+    values = similarities.ravel()[flat] + np.float32(0.0)  # -0.0 becomes +0.0
+    in_row = values >= row_thresholds[major]
+    row_local, row_sims = _top_k(major[in_row], minor[in_row], values[in_row], n_rows, k_rows)
+    row_ids, row_sims = _padded(row_local, row_sims, shape.col_start, k)
+    if col_thresholds is None:
+        col_ids = np.empty((0, k), dtype=np.int64)
+        col_sims = np.empty((0, k), dtype=np.float32)
+    else:
+        in_col = values >= col_thresholds[minor]
+        col_local, col_sims = _top_k(minor[in_col], major[in_col], values[in_col], n_cols, k_cols)
         col_ids, col_sims = _padded(col_local, col_sims, shape.row_start, k)
     return UnitResult(row_ids, row_sims, col_ids, col_sims)
 
@@ -156,54 +163,52 @@ def _col_thresholds(similarities: Float32Array, k_eff: int) -> Float32Array:
 
 
 def _candidates(
-    similarities: Float32Array, thresholds: Float32Array, by_row: bool, mask: BoolArray
+    similarities: Float32Array,
+    row_thresholds: Float32Array,
+    col_thresholds: Float32Array | None,
 ) -> Int64Array:
-    """Ascending flat positions of S >= threshold (per row, or per column).
+    """Ascending flat positions of S >= its row's threshold or its column's threshold.
 
-    ``mask`` is scratch of S's shape, shared by both directions: a fresh 4 MiB array per
-    pass costs its page faults again.
+    One mask and one scan serve both directions; each candidate is then sorted into the
+    direction(s) whose threshold it reaches.
     """
-    n_rows = similarities.shape[0]
-    assert mask.shape == similarities.shape
-    if by_row:
-        np.greater_equal(similarities, thresholds[:, None], out=mask)
-        return np.flatnonzero(mask)
-    # numpy compares against a row-broadcast operand several times slower than against a
-    # same-shape one, so tile the thresholds over a few rows and compare chunk by chunk.
-    chunk_rows = min(n_rows, _COMPARE_CHUNK_ROWS)
-    tiled = np.tile(thresholds, (chunk_rows, 1))
-    for start in range(0, n_rows, chunk_rows):
-        stop = min(start + chunk_rows, n_rows)
-        np.greater_equal(similarities[start:stop], tiled[: stop - start], out=mask[start:stop])
+    n_rows, n_cols = similarities.shape
+    mask = np.greater_equal(similarities, row_thresholds[:, None])
+    if col_thresholds is not None:
+        # numpy compares against a row-broadcast operand much slower than against a
+        # same-shape one, so tile the thresholds over a few rows and go chunk by chunk.
+        chunk_rows = min(n_rows, _COMPARE_CHUNK_ROWS)
+        tiled = np.tile(col_thresholds, (chunk_rows, 1))
+        scratch = np.empty((chunk_rows, n_cols), dtype=np.bool_)
+        for start in range(0, n_rows, chunk_rows):
+            stop = min(start + chunk_rows, n_rows)
+            part = scratch[: stop - start]
+            np.greater_equal(similarities[start:stop], tiled[: stop - start], out=part)
+            np.logical_or(mask[start:stop], part, out=mask[start:stop])
     return np.flatnonzero(mask)
 
 
 def _top_k(
-    similarities: Float32Array,
-    thresholds: Float32Array,
+    owner: Int64Array,
+    other: Int64Array,
+    values: Float32Array,
+    n_owners: int,
     k_eff: int,
-    by_row: bool,
-    mask: BoolArray,
 ) -> tuple[Int64Array, Float32Array]:
-    """[owners, k_eff] local indices and sims: rows of S (by_row) or its columns."""
-    n_rows, n_cols = similarities.shape
-    n_owners = n_rows if by_row else n_cols
+    """[n_owners, k_eff] local indices and sims: each owner's best candidates, in order."""
     if k_eff == 0:
         return np.empty((n_owners, 0), np.int64), np.empty((n_owners, 0), np.float32)
-    flat = _candidates(similarities, thresholds, by_row, mask)
-    major, minor = np.divmod(flat, n_cols)
-    owner, other = (major, minor) if by_row else (minor, major)
-    values = similarities.ravel()[flat] + np.float32(0.0)  # -0.0 becomes +0.0
-    keys = (owner.astype(np.uint64) << np.uint64(48)) | other.astype(np.uint64)
+    keys = owner.astype(np.uint64) << np.uint64(48)
     keys |= desc_key(values).astype(np.uint64) << np.uint64(16)
+    keys |= other.astype(np.uint64)
     keys.sort()
     starts = np.searchsorted(keys, np.arange(n_owners + 1, dtype=np.uint64) << np.uint64(48))
     if int(np.diff(starts).min()) < k_eff:
         raise WorkloadError("block_malformed", "similarities are not finite (NaN in a block?)")
     chosen = keys[starts[:-1, None] + np.arange(k_eff)[None, :]]
+    assert np.array_equal(chosen[:, 0] >> np.uint64(48), np.arange(n_owners, dtype=np.uint64))
     local = (chosen & _LOW16).astype(np.int64)
     sims = from_desc_key(((chosen >> np.uint64(16)) & _LOW32).astype(np.uint32))
-    assert np.array_equal(chosen[:, 0] >> np.uint64(48), np.arange(n_owners, dtype=np.uint64))
     return local, sims
 
 
