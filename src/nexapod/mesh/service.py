@@ -23,6 +23,7 @@ from nexapod.protocol.v1 import (
     ResultAck,
     ResultItem,
     SubmitJobRequest,
+    UnitFailure,
 )
 from nexapod.registry import errors as registry_errors
 from nexapod.registry.store import NodeRow
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 RETRY_AFTER_IDLE_S = 2
+RECENT_FAILURES_SHOWN_MAX = 20
 
 
 @dataclass(frozen=True)
@@ -458,6 +460,12 @@ def _job_view(uow: UnitOfWork, job: JobRow) -> JobView:
         .group_by(ResultRow.node_id, NodeRow.username)
         .order_by(ResultRow.node_id)
     ).all()
+    failures = session.execute(
+        select(LeaseRow)
+        .where(LeaseRow.job_id == job.job_id, LeaseRow.status.in_(("failed", "expired")))
+        .order_by(LeaseRow.ended_at_ms.desc(), LeaseRow.lease_id)
+        .limit(RECENT_FAILURES_SHOWN_MAX)
+    ).scalars()
     product_sha256 = session.scalar(
         select(ProductRow.sha256).where(ProductRow.job_id == job.job_id)
     )
@@ -484,5 +492,15 @@ def _job_view(uow: UnitOfWork, job: JobRow) -> JobView:
                 verified_flops=int(flops), compute_ms=int(compute_ms),
             )
             for node_id, username, units, flops, compute_ms in contributions
+        ],
+        recent_failures=[
+            UnitFailure(
+                unit_id=lease.unit_id,
+                node_id=lease.node_id,
+                code=lease.failure_code or "lease_expired",
+                detail=lease.failure_detail or "the lease passed its deadline without a result",
+                at_ms=lease.ended_at_ms or lease.deadline_at_ms,
+            )
+            for lease in failures
         ],
     )

@@ -33,6 +33,7 @@ logger = logging.getLogger("nexapod.node")
 GIB = 1 << 30
 DEADLINE_MARGIN_S = 1.0
 RESULT_FILE = "result.bin"
+EVENTS_KEPT_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,12 @@ class AgentSummary:
     units_failed: int = 0
     units_refused: int = 0
     verified_flops: int = 0
-    events: list[UnitEvent] = field(default_factory=list)
+    events: deque[UnitEvent] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT_MAX))
+
+
+def _workload_command(grant: LeaseGrant, scratch: Path) -> list[str]:
+    """The command that runs a unit: the workload's own module, on the scratch directory."""
+    return [sys.executable, "-m", unit_module(grant.workload), str(scratch)]
 
 
 class NodeAgent:
@@ -89,6 +95,7 @@ class NodeAgent:
         cache: BlockCache,
         config: AgentConfig,
         on_event: Callable[[UnitEvent], None] | None = None,
+        unit_command: Callable[[LeaseGrant, Path], list[str]] | None = None,
     ) -> None:
         self.node_id = node_id
         self.key = key
@@ -99,6 +106,7 @@ class NodeAgent:
         self.cache = cache
         self.config = config
         self.on_event = on_event
+        self.unit_command = unit_command or _workload_command
         self.summary = AgentSummary()
         self._stopping = False
 
@@ -201,7 +209,7 @@ class NodeAgent:
                 cpu_s_max=max(1, int(wall_s_max * self.config.unit_threads) + 1),
                 wall_s_max=wall_s_max,
             )
-            argv = [sys.executable, "-m", unit_module(grant.workload), str(scratch)]
+            argv = self.unit_command(grant, scratch)
             env = {"NEXAPOD_UNIT_THREADS": str(self.config.unit_threads)}
             result = self.executor.run(argv, scratch, limits, env)
             if result.outcome != ExecutionOutcome.OK:

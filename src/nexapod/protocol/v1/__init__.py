@@ -13,6 +13,7 @@ from nexapod.protocol.v1.jobs import (
     SpectrumNeighbours,
     SubmitJobRequest,
     SyntheticDataset,
+    UnitFailure,
 )
 from nexapod.protocol.v1.leases import (
     FailureReport,
@@ -74,6 +75,7 @@ __all__ = [
     "SubmitResultsRequest",
     "SubmitResultsResponse",
     "SyntheticDataset",
+    "UnitFailure",
     "UserDocument",
     "UserView",
 ]

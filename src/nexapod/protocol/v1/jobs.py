@@ -18,6 +18,7 @@ __all__ = [
     "SpectrumNeighbours",
     "SubmitJobRequest",
     "SyntheticDataset",
+    "UnitFailure",
 ]
 
 JOB_STATUSES = ("running", "merging", "done", "failed")
@@ -54,6 +55,16 @@ class NodeContribution(WireModel):
     compute_ms: int
 
 
+class UnitFailure(WireModel):
+    """A unit that failed on a node, as the node reported it."""
+
+    unit_id: int
+    node_id: str
+    code: str
+    detail: str
+    at_ms: int
+
+
 class JobView(WireModel):
     job_id: str
     workload: str
@@ -72,6 +83,7 @@ class JobView(WireModel):
     finished_at_ms: int | None
     product_sha256: str | None
     nodes: list[NodeContribution]
+    recent_failures: list[UnitFailure]
 
 
 class JobList(WireModel):

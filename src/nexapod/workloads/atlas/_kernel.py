@@ -9,8 +9,8 @@ and faiss). A full sort or argpartition of S would cost a quarter of the matmul,
    maximum ``t`` is a value of k distinct entries, so the row's k-th largest entry is
    >= t: every entry of the exact top-k (ties included) is in ``{S >= t}``. Typically
    that set holds barely more than k entries.
-2. Candidates. One comparison pass writes a byte mask; its non-zero positions are found
-   eight bytes at a time.
+2. Candidates. Comparison passes write one byte mask for both directions (entry >= its
+   row's threshold, or >= its column's); one scan lists its non-zero positions.
 3. Order. Each candidate becomes one uint64 key ``owner << 48 | desc(sim) << 16 | other``
    (local indices fit 16 bits as block_size <= 65536; ``desc`` maps float32 to uint32 so
    that a larger similarity gives a smaller key), and one sort orders candidates by
@@ -36,7 +36,6 @@ __all__ = ["UnitResult", "compute_unit", "desc_key", "from_desc_key"]
 
 Float32Array = npt.NDArray[np.float32]
 Int64Array = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 UInt32Array = npt.NDArray[np.uint32]
 UInt64Array = npt.NDArray[np.uint64]
 
@@ -47,9 +46,8 @@ _ROW_GROUP_SIZE_MAX = 16
 _COL_GROUPS_PER_K = 4
 _COL_GROUP_SIZE_MAX = 32
 _COMPARE_CHUNK_ROWS = 64
-_SIGN = np.uint32(0x80000000)
 _LOW16 = np.uint64(0xFFFF)
-_LOW32 = np.uint64(0xFFFFFFFF)
+_LOW31 = np.int32(0x7FFFFFFF)
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,28 +92,29 @@ def compute_unit(
     assert similarities.dtype == np.float32
     assert similarities.flags.c_contiguous
     n_rows, n_cols = similarities.shape
+    if shape.is_diagonal:
+        np.fill_diagonal(similarities, -np.inf)  # a spectrum is not its own neighbour
     k_rows = min(k, n_cols - 1 if shape.is_diagonal else n_cols)
     row_thresholds = _row_thresholds(similarities, k_rows)
-    if shape.is_diagonal:
-        np.fill_diagonal(similarities, -np.inf)
-        col_thresholds = None
-        k_cols = 0
-    else:
-        k_cols = min(k, n_rows)
+    col_thresholds = None
+    k_cols = min(k, n_rows)
+    if not shape.is_diagonal:
         col_thresholds = _col_thresholds(similarities, k_cols)
     flat = _candidates(similarities, row_thresholds, col_thresholds)
     major, minor = np.divmod(flat, n_cols)
     values = similarities.ravel()[flat] + np.float32(0.0)  # -0.0 becomes +0.0
-    in_row = values >= row_thresholds[major]
-    row_local, row_sims = _top_k(major[in_row], minor[in_row], values[in_row], n_rows, k_rows)
-    row_ids, row_sims = _padded(row_local, row_sims, shape.col_start, k)
+    middle = desc_key(values).astype(np.uint64) << np.uint64(16)
+    major_bits, minor_bits = major.astype(np.uint64), minor.astype(np.uint64)
+    row_keys = (major_bits << np.uint64(48)) | middle | minor_bits
+    row_keys = row_keys[values >= row_thresholds[major]]
+    row_ids, row_sims = _top_k(row_keys, n_rows, k_rows, shape.col_start, k)
     if col_thresholds is None:
         col_ids = np.empty((0, k), dtype=np.int64)
         col_sims = np.empty((0, k), dtype=np.float32)
     else:
-        in_col = values >= col_thresholds[minor]
-        col_local, col_sims = _top_k(minor[in_col], major[in_col], values[in_col], n_cols, k_cols)
-        col_ids, col_sims = _padded(col_local, col_sims, shape.row_start, k)
+        col_keys = (minor_bits << np.uint64(48)) | middle | major_bits
+        col_keys = col_keys[values >= col_thresholds[minor]]
+        col_ids, col_sims = _top_k(col_keys, n_cols, k_cols, shape.row_start, k)
     return UnitResult(row_ids, row_sims, col_ids, col_sims)
 
 
@@ -189,53 +188,40 @@ def _candidates(
 
 
 def _top_k(
-    owner: Int64Array,
-    other: Int64Array,
-    values: Float32Array,
-    n_owners: int,
-    k_eff: int,
+    keys: UInt64Array, n_owners: int, k_eff: int, id_offset: int, k: int
 ) -> tuple[Int64Array, Float32Array]:
-    """[n_owners, k_eff] local indices and sims: each owner's best candidates, in order."""
+    """Global ids and sims [n_owners, k] from candidate keys (owner | desc(sim) | other).
+
+    One sort orders them by owner, similarity descending, then index; each owner keeps
+    its first k_eff, the rest of its k slots are padding (-1, -inf).
+    """
+    ids = np.full((n_owners, k), -1, dtype=np.int64)
+    sims = np.full((n_owners, k), -np.inf, dtype=np.float32)
     if k_eff == 0:
-        return np.empty((n_owners, 0), np.int64), np.empty((n_owners, 0), np.float32)
-    keys = owner.astype(np.uint64) << np.uint64(48)
-    keys |= desc_key(values).astype(np.uint64) << np.uint64(16)
-    keys |= other.astype(np.uint64)
+        return ids, sims
     keys.sort()
     starts = np.searchsorted(keys, np.arange(n_owners + 1, dtype=np.uint64) << np.uint64(48))
     if int(np.diff(starts).min()) < k_eff:
         raise WorkloadError("block_malformed", "similarities are not finite (NaN in a block?)")
     chosen = keys[starts[:-1, None] + np.arange(k_eff)[None, :]]
     assert np.array_equal(chosen[:, 0] >> np.uint64(48), np.arange(n_owners, dtype=np.uint64))
-    local = (chosen & _LOW16).astype(np.int64)
-    sims = from_desc_key(((chosen >> np.uint64(16)) & _LOW32).astype(np.uint32))
-    return local, sims
+    ids[:, :k_eff] = (chosen & _LOW16).astype(np.int64) + id_offset
+    sims[:, :k_eff] = from_desc_key((chosen >> np.uint64(16)).astype(np.uint32))
+    return ids, sims
 
 
 def desc_key(values: Float32Array) -> UInt32Array:
-    """uint32 keys ordered like the float32 values, reversed (larger value, smaller key)."""
-    bits = values.view(np.uint32)
-    ascending = np.where(bits & _SIGN, ~bits, bits | _SIGN)
-    return ~ascending
+    """uint32 keys ordered like the float32 values, reversed (larger value, smaller key).
+
+    With i the bits as int32, ``i ^ ((i >> 31) & 0x7FFFFFFF)`` orders like the floats
+    (negative floats have their magnitude bits flipped); ``^ 0x7FFFFFFF`` then reverses
+    that order as unsigned integers. -0.0 sorts just after +0.0; callers map it to +0.0.
+    """
+    bits = values.view(np.int32)
+    return (bits ^ ((bits >> 31) & _LOW31) ^ _LOW31).view(np.uint32)
 
 
 def from_desc_key(keys: UInt32Array) -> Float32Array:
     """The inverse of :func:`desc_key`."""
-    ascending = ~keys
-    bits = np.where(ascending & _SIGN, ascending & ~_SIGN, ~ascending)
-    return bits.astype(np.uint32).view(np.float32)
-
-
-def _padded(
-    local: Int64Array, sims: Float32Array, offset: int, k: int
-) -> tuple[Int64Array, Float32Array]:
-    """Global ids and sims as [owners, k], padded with -1 / -inf past the k_eff found."""
-    k_eff = local.shape[1]
-    assert k_eff <= k
-    ids = np.full((local.shape[0], k), -1, dtype=np.int64)
-    ids[:, :k_eff] = local + offset
-    if k_eff == k:
-        return ids, sims
-    padded = np.full((sims.shape[0], k), -np.inf, dtype=np.float32)
-    padded[:, :k_eff] = sims
-    return ids, padded
+    bits = keys.view(np.int32) ^ _LOW31
+    return (bits ^ ((bits >> 31) & _LOW31)).view(np.float32)
