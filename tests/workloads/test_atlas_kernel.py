@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nexapod.errors import WorkloadError
 from nexapod.workloads.atlas import UnitResult, UnitShape, compute_unit, unit_shape
+from nexapod.workloads.atlas._kernel import desc_key, from_desc_key
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -149,3 +154,20 @@ def test_blocks_of_the_wrong_kind_are_refused(block_col: npt.NDArray[np.generic]
     with pytest.raises(WorkloadError) as caught:
         compute_unit(block_row, block_col, UnitShape(0, 1, 0, 40, 40, 80), 4)  # type: ignore[arg-type]
     assert caught.value.code == "workload.block_malformed"
+
+
+@given(
+    values=st.lists(
+        st.floats(allow_nan=False, width=32).filter(
+            lambda v: not (v == 0.0 and math.copysign(1, v) < 0)
+        ),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_desc_key_reverses_float_order(values: list[float]) -> None:
+    floats = np.array(values, dtype=np.float32)
+    keys = desc_key(floats)
+    assert np.array_equal(from_desc_key(keys), floats)
+    by_key = floats[np.argsort(keys, kind="stable")]
+    assert np.array_equal(by_key, np.sort(floats)[::-1])

@@ -181,9 +181,8 @@ def lease_units(
     if uow.dialect_name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=UnitRow)
     units = session.scalars(query).all()
-    grants = []
-    for unit in units:
-        grants.append(_grant(uow, unit, node, now_ms, limits.timing))
+    with session.no_autoflush:
+        grants = [_grant(uow, unit, node, now_ms, limits.timing) for unit in units]
     uow.commit()
     return LeaseResponse(leases=grants, retry_after_s=0 if grants else RETRY_AFTER_IDLE_S)
 
@@ -229,7 +228,8 @@ def submit_results(
 
     Returns the acknowledgements and the ids of jobs whose last unit this batch
     completed (they are ready to merge). Resubmitting an accepted result is answered
-    with the same acknowledgement and counted once.
+    with the same acknowledgement and counted once. The batch's leases, units and
+    earlier results are read in three queries, whatever its size.
     """
     if len(items) > limits.results_per_request_max:
         raise errors.too_many_results(len(items), limits.results_per_request_max)
@@ -237,26 +237,77 @@ def submit_results(
     node = session.get(NodeRow, node_id)
     if node is None:
         raise registry_errors.node_unknown(node_id)
-    acks = []
-    completed_jobs: list[str] = []
-    for index, item in enumerate(items):
-        ack, job_completed = _accept_result(uow, node, item, index, now_ms, limits)
-        acks.append(ack)
-        if job_completed:
-            completed_jobs.append(item.document.job_id)
+    with session.no_autoflush:
+        batch = _ResultBatch.load(uow, [item.document.lease_id for item in items])
+        acks = [
+            _accept_result(uow, batch, node, item, index, now_ms, limits)
+            for index, item in enumerate(items)
+        ]
+        completed_jobs = batch.count_done_units(uow)
     node.last_seen_at_ms = now_ms
     uow.commit()
     return acks, completed_jobs
 
 
+@dataclass
+class _ResultBatch:
+    """What a batch of results needs from the database, read up front."""
+
+    leases: dict[str, LeaseRow]
+    units: dict[int, UnitRow]
+    accepted: dict[str, tuple[str, int]]  # lease id -> (result sha256, credited FLOPs)
+    done_by_job: dict[str, list[int]]  # job id -> FLOPs of units this batch completed
+
+    @classmethod
+    def load(cls, uow: UnitOfWork, lease_ids: list[str]) -> _ResultBatch:
+        session = uow.session
+        leases = {
+            lease.lease_id: lease
+            for lease in session.scalars(select(LeaseRow).where(LeaseRow.lease_id.in_(lease_ids)))
+        }
+        unit_ids = {lease.unit_id for lease in leases.values()}
+        units = {
+            unit.unit_id: unit
+            for unit in session.scalars(select(UnitRow).where(UnitRow.unit_id.in_(unit_ids)))
+        }
+        accepted = {
+            lease_id: (sha256, work_flops)
+            for lease_id, sha256, work_flops in session.execute(
+                select(ResultRow.lease_id, ResultRow.result_sha256, ResultRow.work_flops).where(
+                    ResultRow.lease_id.in_(lease_ids)
+                )
+            )
+        }
+        return cls(leases, units, accepted, {})
+
+    def count_done_units(self, uow: UnitOfWork) -> list[str]:
+        """Add this batch's units to their jobs; return the jobs it completed."""
+        completed = []
+        for job_id, flops in sorted(self.done_by_job.items()):
+            job = uow.session.get(JobRow, job_id)
+            assert job is not None
+            job.units_done += len(flops)
+            job.work_flops_done = job.work_flops_done + sum(flops)
+            assert job.units_done <= job.units_total, "a unit is never counted twice"
+            if job.units_done == job.units_total and job.status == "running":
+                job.status = "merging"
+                completed.append(job_id)
+        return completed
+
+
 def _accept_result(
-    uow: UnitOfWork, node: NodeRow, item: ResultItem, index: int, now_ms: int, limits: MeshLimits
-) -> tuple[ResultAck, bool]:
-    session = uow.session
+    uow: UnitOfWork,
+    batch: _ResultBatch,
+    node: NodeRow,
+    item: ResultItem,
+    index: int,
+    now_ms: int,
+    limits: MeshLimits,
+) -> ResultAck:
     document = item.document
     if document.node_id != node.node_id:
         raise errors.result_node_mismatch(index)
-    lease = session.get(LeaseRow, document.lease_id)
+    lease = batch.leases.get(document.lease_id)
     if lease is None:
         raise errors.lease_unknown(document.lease_id, index)
     if lease.node_id != node.node_id:
@@ -268,22 +319,19 @@ def _accept_result(
         raise errors.result_hash_mismatch(index)
     if not verify_document(node.public_key, item.signature, PURPOSE_RESULT, document.model_dump()):
         raise errors.result_signature_invalid(index)
-    unit = session.get(UnitRow, lease.unit_id)
-    assert unit is not None
-    existing = session.get(ResultRow, lease.lease_id)
-    if existing is not None:
-        if existing.result_sha256 != document.result_sha256:
+    unit = batch.units[lease.unit_id]
+    earlier = batch.accepted.get(lease.lease_id)
+    if earlier is not None:
+        if earlier[0] != document.result_sha256:
             raise errors.result_conflict(lease.lease_id, index)
         return ResultAck(
-            lease_id=lease.lease_id,
-            unit_id=unit.unit_id,
-            status="duplicate",
-            verified_flops=existing.work_flops,
-        ), False
+            lease_id=lease.lease_id, unit_id=unit.unit_id, status="duplicate",
+            verified_flops=earlier[1],
+        )
     if lease.status != "active" or lease.deadline_at_ms < now_ms:
         raise errors.lease_expired(lease.lease_id, index)
     atlas_jobs.check_result(unit.spec_json, data)
-    session.add(
+    uow.session.add(
         ResultRow(
             lease_id=lease.lease_id,
             unit_id=unit.unit_id,
@@ -298,24 +346,17 @@ def _accept_result(
             data=data,
         )
     )
+    batch.accepted[lease.lease_id] = (document.result_sha256, unit.work_flops)
     lease.status = "completed"
     lease.ended_at_ms = now_ms
     assert unit.status == "leased", "an active lease holds a leased unit"
     unit.status = "done"
     unit.done_by_node_id = node.node_id
-    job = session.get(JobRow, unit.job_id)
-    assert job is not None
-    job.units_done += 1
-    job.work_flops_done = job.work_flops_done + unit.work_flops
-    assert job.units_done <= job.units_total
-    job_completed = job.units_done == job.units_total and job.status == "running"
-    if job_completed:
-        job.status = "merging"
-    ack = ResultAck(
+    batch.done_by_job.setdefault(unit.job_id, []).append(unit.work_flops)
+    return ResultAck(
         lease_id=lease.lease_id, unit_id=unit.unit_id, status="accepted",
         verified_flops=unit.work_flops,
     )
-    return ack, job_completed
 
 
 def _decode_result_bytes(text: str, size_bytes_max: int, index: int) -> bytes:

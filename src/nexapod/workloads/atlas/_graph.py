@@ -26,7 +26,7 @@ from nexapod.workloads.atlas._codec import parse_npy
 from nexapod.workloads.atlas._kernel import UnitResult, desc_key, from_desc_key
 from nexapod.workloads.atlas._lists import check_neighbour_lists
 from nexapod.workloads.atlas._params import K_MAX, K_MIN, SPECTRA_MAX, require_int
-from nexapod.workloads.atlas._plan import UnitShape
+from nexapod.workloads.atlas._plan import UNITS_MAX, UnitShape
 
 __all__ = [
     "GRAPH_BYTES_MAX",
@@ -82,6 +82,8 @@ def merge_unit_results(
     for shape, result in items:
         _check_item(shape, result, n_spectra, k)
         pair = (shape.row_start, shape.col_start)
+        if len(seen) >= UNITS_MAX:
+            raise WorkloadError("merge_invalid", f"more than {UNITS_MAX} units")
         if pair in seen:
             raise WorkloadError("merge_invalid", f"unit {shape.block_row, shape.block_col} twice")
         seen.add(pair)
