@@ -140,13 +140,14 @@ def main() -> None:
     parser.add_argument("--spectra", type=int, default=2048)
     parser.add_argument("--nodes", type=int, default=16)
     parser.add_argument("--units-per-request", type=int, default=32)
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--workers", type=int, default=2, help="coordinator worker processes")
     args = parser.parse_args()
     multiprocessing.set_start_method("fork")
     _precompute(args.spectra)
     with tempfile.TemporaryDirectory() as scratch:
         db = args.db or f"sqlite:///{scratch}/bench.sqlite3"
-        server = CoordinatorProcess(db, Path(scratch) / "coordinator")
+        server = CoordinatorProcess(db, Path(scratch) / "coordinator", workers=args.workers)
         try:
             nodes, user = _register(server.url, args.nodes)
             request = SubmitJobRequest(workload="atlas", params=PARAMS, dataset=SyntheticDataset(
@@ -173,6 +174,7 @@ def main() -> None:
         finally:
             server.stop()
     print(f"coordinator benchmark ({'SQLite' if not args.db else args.db.split(':')[0]}, "
+          f"{args.workers} coordinator workers, "
           f"{args.nodes} simulated nodes in {args.processes} processes, "
           f"{args.units_per_request} units per request)")
     print(f"  units leased, signed, verified and stored: {view.units_total} in {elapsed_s:.2f} s")

@@ -39,7 +39,7 @@ def wait_until(condition: Callable[[], T | None], timeout_s: float, what: str) -
 class CoordinatorProcess:
     """``nexapod coordinator serve`` in its own process."""
 
-    def __init__(self, database_url: str, data_dir: Path) -> None:
+    def __init__(self, database_url: str, data_dir: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "coordinator.log"
@@ -47,7 +47,7 @@ class CoordinatorProcess:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nexapod", "coordinator", "serve", "--db", database_url,
-             "--port", str(self.port), "--data-dir", str(data_dir)],
+             "--port", str(self.port), "--data-dir", str(data_dir), "--workers", str(workers)],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         wait_until(self._healthy, 60, "the coordinator to answer /v1/health")

@@ -26,12 +26,13 @@ def serve(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Directory of the embedded store.")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (one per core is a good start).", min=1, max=64)
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve the /v1 API until interrupted."""
-    import uvicorn
-
-    from nexapod.coordinator.app import create_app
+    from nexapod.coordinator.server import serve as serve_forever
     from nexapod.logs import configure_logging
     from nexapod.settings import Settings
 
@@ -43,10 +44,12 @@ def serve(
             overrides["data_dir"] = data_dir
         settings = Settings(**overrides)  # type: ignore[arg-type]
         configure_logging()
-        app_ = create_app(settings)
         url = settings.resolved_database_url().split("@")[-1]
-        console.print(f"coordinator on http://{host}:{port} (store: {url})", highlight=False)
-        uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)
+        console.print(
+            f"coordinator on http://{host}:{port} (store: {url}, {workers} worker(s))",
+            highlight=False,
+        )
+        serve_forever(settings, host=host, port=port, workers=workers, log_level=log_level)
 
 
 @app.command("openapi")

@@ -34,10 +34,12 @@ def create_app(
     *,
     clock_ms: Callable[[], int] = system_clock_ms,
     run_maintenance: bool = True,
+    migrate: bool = True,
 ) -> FastAPI:
     """Build the app: migrate the store, wire the routers and the error handlers."""
     engine = make_engine(settings.resolved_database_url())
-    migrate_to_head(engine)
+    if migrate:
+        migrate_to_head(engine)
     ctx = Context(
         settings=settings,
         uow_factory=unit_of_work_factory(engine),

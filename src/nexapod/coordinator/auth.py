@@ -71,6 +71,7 @@ SignedRequestDep = Annotated[SignedRequest, Depends(_signed_request)]
 def authenticate(
     uow: UnitOfWork, signed: SignedRequest, now_ms: int, skew_s_max: int
 ) -> Principal:
+    """Check the request and record its nonce (``uow`` must be writable)."""
     return registry.authenticate_request(
         uow,
         signed.signature,
@@ -79,6 +80,7 @@ def authenticate(
         body=signed.body,
         now_ms=now_ms,
         skew_s_max=skew_s_max,
+        record_nonce=not uow.read_only,
     )
 
 

@@ -34,10 +34,14 @@ OCTET_STREAM = {200: {"content": {"application/octet-stream": {}}, "description"
 @router.post("/jobs", status_code=201, responses=SIGNED_PROBLEM_RESPONSES)
 def submit_job(body: SubmitJobRequest, signed: SignedRequestDep, ctx: ContextDep) -> JobView:
     """Submit a job (signed by a registered user); its units are queued at once."""
+    skew_s_max = ctx.settings.request_skew_s_max
+    with ctx.read_uow() as uow:  # refuse bad requests before the expensive planning
+        require_user(authenticate(uow, signed, ctx.clock_ms(), skew_s_max))
+    plan = service.plan_job(body, ctx.limits)
     with ctx.uow() as uow:
         now_ms = ctx.clock_ms()
-        username = require_user(authenticate(uow, signed, now_ms, ctx.settings.request_skew_s_max))
-        return service.submit_job(uow, username, body, now_ms, ctx.limits)
+        username = require_user(authenticate(uow, signed, now_ms, skew_s_max))
+        return service.submit_job(uow, username, body, plan, now_ms)
 
 
 @router.get("/jobs", responses=PROBLEM_RESPONSES)
@@ -115,12 +119,14 @@ def submit_results(
     body: SubmitResultsRequest, signed: SignedRequestDep, ctx: ContextDep
 ) -> SubmitResultsResponse:
     """Upload signed results; all are accepted or none is. Resubmission is idempotent."""
+    skew_s_max = ctx.settings.request_skew_s_max
+    with ctx.read_uow() as uow:  # the expensive checks, without the write lock
+        node_id = require_node(authenticate(uow, signed, ctx.clock_ms(), skew_s_max))
+        checked = service.check_results(uow, node_id, list(body.results), ctx.limits)
     with ctx.uow() as uow:
         now_ms = ctx.clock_ms()
-        node_id = require_node(authenticate(uow, signed, now_ms, ctx.settings.request_skew_s_max))
-        acks, completed_jobs = service.submit_results(
-            uow, node_id, list(body.results), now_ms, ctx.limits
-        )
+        node_id = require_node(authenticate(uow, signed, now_ms, skew_s_max))
+        acks, completed_jobs = service.record_results(uow, node_id, checked, now_ms)
     if completed_jobs:
         ctx.jobs_to_merge.set()
     return SubmitResultsResponse(acks=acks)

@@ -30,6 +30,7 @@ from nexapod.registry.store import NodeRow
 from nexapod.storage.uow import UnitOfWork
 
 __all__ = [
+    "CheckedResult",
     "MeshLimits",
     "Product",
     "expire_overdue_leases",
@@ -40,8 +41,10 @@ __all__ = [
     "lease_units",
     "list_jobs",
     "report_failure",
+    "plan_job",
     "submit_job",
-    "submit_results",
+    "check_results",
+    "record_results",
 ]
 
 RETRY_AFTER_IDLE_S = 2
@@ -61,11 +64,16 @@ class MeshLimits:
     page_size_max: int
 
 
+def plan_job(request: SubmitJobRequest, limits: MeshLimits) -> atlas_jobs.JobPlan:
+    """Embed the dataset and cut the job into units (CPU only: run it outside a write)."""
+    return atlas_jobs.plan_job(request, limits.dataset_spectra_max)
+
+
 def submit_job(
-    uow: UnitOfWork, username: str, request: SubmitJobRequest, now_ms: int, limits: MeshLimits
+    uow: UnitOfWork, username: str, request: SubmitJobRequest, plan: atlas_jobs.JobPlan,
+    now_ms: int,
 ) -> JobView:
-    """Plan a job and queue its units, all in one transaction."""
-    plan = atlas_jobs.plan_job(request, limits.dataset_spectra_max)
+    """Queue a planned job's blocks and units, all in one transaction."""
     job_id = secrets.token_hex(16)
     session = uow.session
     job = JobRow(
@@ -221,15 +229,24 @@ def _grant(
     )
 
 
-def submit_results(
-    uow: UnitOfWork, node_id: str, items: list[ResultItem], now_ms: int, limits: MeshLimits
-) -> tuple[list[ResultAck], list[str]]:
-    """Accept a batch of signed results, all or nothing.
+@dataclass(frozen=True)
+class CheckedResult:
+    """A result whose bytes, hash, signature and shape were checked against its lease."""
 
-    Returns the acknowledgements and the ids of jobs whose last unit this batch
-    completed (they are ready to merge). Resubmitting an accepted result is answered
-    with the same acknowledgement and counted once. The batch's leases, units and
-    earlier results are read in three queries, whatever its size.
+    index: int
+    item: ResultItem
+    data: bytes
+
+
+def check_results(
+    uow: UnitOfWork, node_id: str, items: list[ResultItem], limits: MeshLimits
+) -> list[CheckedResult]:
+    """The CPU-heavy half of accepting results, run in a read-only unit of work.
+
+    Decoding, hashing, signature checks and the workload's strict parse happen here, so
+    the write that follows (:func:`record_results`) holds the database's write lock only
+    for the bookkeeping. Nothing here depends on state that can change: a lease's node,
+    job and unit never change, and a unit's spec is fixed when its job is planned.
     """
     if len(items) > limits.results_per_request_max:
         raise errors.too_many_results(len(items), limits.results_per_request_max)
@@ -237,12 +254,57 @@ def submit_results(
     node = session.get(NodeRow, node_id)
     if node is None:
         raise registry_errors.node_unknown(node_id)
+    lease_ids = [item.document.lease_id for item in items]
+    leases = {
+        lease_id: (lease_node_id, unit_id, job_id, spec_json)
+        for lease_id, lease_node_id, unit_id, job_id, spec_json in session.execute(
+            select(LeaseRow.lease_id, LeaseRow.node_id, LeaseRow.unit_id, LeaseRow.job_id,
+                   UnitRow.spec_json)
+            .join(UnitRow, UnitRow.unit_id == LeaseRow.unit_id)
+            .where(LeaseRow.lease_id.in_(lease_ids))
+        )
+    }
+    checked = []
+    for index, item in enumerate(items):
+        document = item.document
+        if document.node_id != node_id:
+            raise errors.result_node_mismatch(index)
+        lease = leases.get(document.lease_id)
+        if lease is None:
+            raise errors.lease_unknown(document.lease_id, index)
+        lease_node_id, unit_id, job_id, spec_json = lease
+        if lease_node_id != node_id:
+            raise errors.lease_not_yours(document.lease_id, index)
+        if unit_id != document.unit_id or job_id != document.job_id:
+            raise errors.result_mismatch(document.lease_id, index)
+        data = _decode_result_bytes(item.result_b64, limits.result_bytes_max, index)
+        if sha256_hex(data) != document.result_sha256:
+            raise errors.result_hash_mismatch(index)
+        if not verify_document(node.public_key, item.signature, PURPOSE_RESULT,
+                               document.model_dump()):
+            raise errors.result_signature_invalid(index)
+        atlas_jobs.check_result(spec_json, data)
+        checked.append(CheckedResult(index, item, data))
+    return checked
+
+
+def record_results(
+    uow: UnitOfWork, node_id: str, checked: list[CheckedResult], now_ms: int
+) -> tuple[list[ResultAck], list[str]]:
+    """Record checked results, all or nothing.
+
+    Returns the acknowledgements and the ids of jobs whose last unit this batch
+    completed (they are ready to merge). Resubmitting an accepted result is answered
+    with the same acknowledgement and counted once. The batch's leases, units and
+    earlier results are read in three queries, whatever its size.
+    """
+    session = uow.session
+    node = session.get(NodeRow, node_id)
+    if node is None:
+        raise registry_errors.node_unknown(node_id)
     with session.no_autoflush:
-        batch = _ResultBatch.load(uow, [item.document.lease_id for item in items])
-        acks = [
-            _accept_result(uow, batch, node, item, index, now_ms, limits)
-            for index, item in enumerate(items)
-        ]
+        batch = _ResultBatch.load(uow, [c.item.document.lease_id for c in checked])
+        acks = [_accept_result(uow, batch, node, c, now_ms) for c in checked]
         completed_jobs = batch.count_done_units(uow)
     node.last_seen_at_ms = now_ms
     uow.commit()
@@ -296,29 +358,12 @@ class _ResultBatch:
 
 
 def _accept_result(
-    uow: UnitOfWork,
-    batch: _ResultBatch,
-    node: NodeRow,
-    item: ResultItem,
-    index: int,
-    now_ms: int,
-    limits: MeshLimits,
+    uow: UnitOfWork, batch: _ResultBatch, node: NodeRow, checked: CheckedResult, now_ms: int
 ) -> ResultAck:
-    document = item.document
-    if document.node_id != node.node_id:
-        raise errors.result_node_mismatch(index)
-    lease = batch.leases.get(document.lease_id)
-    if lease is None:
-        raise errors.lease_unknown(document.lease_id, index)
-    if lease.node_id != node.node_id:
-        raise errors.lease_not_yours(document.lease_id, index)
-    if lease.unit_id != document.unit_id or lease.job_id != document.job_id:
-        raise errors.result_mismatch(document.lease_id, index)
-    data = _decode_result_bytes(item.result_b64, limits.result_bytes_max, index)
-    if sha256_hex(data) != document.result_sha256:
-        raise errors.result_hash_mismatch(index)
-    if not verify_document(node.public_key, item.signature, PURPOSE_RESULT, document.model_dump()):
-        raise errors.result_signature_invalid(index)
+    index = checked.index
+    document = checked.item.document
+    lease = batch.leases[document.lease_id]
+    assert lease.node_id == node.node_id, "checked against the same lease"
     unit = batch.units[lease.unit_id]
     earlier = batch.accepted.get(lease.lease_id)
     if earlier is not None:
@@ -330,7 +375,6 @@ def _accept_result(
         )
     if lease.status != "active" or lease.deadline_at_ms < now_ms:
         raise errors.lease_expired(lease.lease_id, index)
-    atlas_jobs.check_result(unit.spec_json, data)
     uow.session.add(
         ResultRow(
             lease_id=lease.lease_id,
@@ -338,12 +382,12 @@ def _accept_result(
             job_id=unit.job_id,
             node_id=node.node_id,
             result_sha256=document.result_sha256,
-            signature=item.signature,
+            signature=checked.item.signature,
             runner_tree_hash=document.runner_tree_hash,
             work_flops=unit.work_flops,
             compute_ms=document.compute_ms,
             received_at_ms=now_ms,
-            data=data,
+            data=checked.data,
         )
     )
     batch.accepted[lease.lease_id] = (document.result_sha256, unit.work_flops)

@@ -142,11 +142,14 @@ def authenticate_request(
     body: bytes,
     now_ms: int,
     skew_s_max: int,
+    record_nonce: bool = True,
 ) -> Principal:
     """Check a signed request and record its nonce, in the caller's unit of work.
 
     The nonce is written in the same transaction as the request's effect, so a request
-    that fails changes nothing, not even the nonce table.
+    that fails changes nothing, not even the nonce table. ``record_nonce=False`` checks
+    everything but writes nothing: a read-only unit of work uses it to refuse bad
+    requests before any expensive work, and the write that follows checks again.
     """
     principal = parse_signer(signature.key_id)
     if principal is None:
@@ -162,6 +165,8 @@ def authenticate_request(
     session = uow.session
     if session.get(RequestNonceRow, (signature.key_id, signature.nonce)) is not None:
         raise errors.replayed_request()
+    if not record_nonce:
+        return principal
     expires_at_ms = (signature.timestamp_s + skew_s_max + 1) * 1000
     session.add(
         RequestNonceRow(key_id=signature.key_id, nonce=signature.nonce, expires_at_ms=expires_at_ms)
