@@ -71,3 +71,19 @@ def openapi(
     else:
         out.write_text(text)
         console.print(f"wrote {out}")
+
+
+@app.command("worker", hidden=True)
+def worker(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8750,
+    log_level: Annotated[str, typer.Option()] = "warning",
+) -> None:
+    """One worker of `serve --workers N` (settings come from NEXAPOD_* variables)."""
+    from nexapod.coordinator.server import run_worker
+    from nexapod.logs import configure_logging
+    from nexapod.settings import Settings
+
+    with reporting_errors():
+        configure_logging()
+        run_worker(Settings(), host=host, port=port, log_level=log_level)

@@ -1,27 +1,52 @@
-"""Serving the coordinator: one process, or several uvicorn workers over one database.
+"""Serving the coordinator: one process, or several worker processes over one database.
 
-Workers are separate processes (the GIL caps one process at one core); each builds its
-own app from the same ``NEXAPOD_*`` environment. The schema is migrated once, before
-any worker starts, so workers never race on a migration.
+One Python process tops out at one core (the GIL), so ``--workers N`` runs N worker
+processes. Each binds its own listening socket on the same port with SO_REUSEPORT, and
+the kernel spreads new connections evenly across them (a shared accept queue lets one
+busy worker take most long-lived node connections). The schema is migrated once,
+before any worker starts, so workers never race on a migration. Each worker builds its
+app from the same ``NEXAPOD_*`` environment.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI
 
 from nexapod.coordinator.app import create_app
 from nexapod.settings import Settings
 from nexapod.storage import make_engine, migrate_to_head
 
-__all__ = ["serve", "worker_app"]
+__all__ = ["run_worker", "serve"]
+
+WORKER_STOP_S_MAX = 30.0
 
 
-def worker_app() -> FastAPI:
-    """The app of one worker process (uvicorn factory); the schema is already current."""
-    return create_app(Settings(), migrate=False)
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_worker(settings: Settings, *, host: str, port: int, log_level: str) -> None:
+    """One worker: its own SO_REUSEPORT socket, the app without migrations."""
+    sock = _listening_socket(host, port)
+    config = uvicorn.Config(
+        create_app(settings, migrate=False), log_level=log_level, access_log=False
+    )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> None:
@@ -34,15 +59,35 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
         app = create_app(settings, migrate=False)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
         return
-    # Workers rebuild Settings from the environment: hand them these exact values.
+    if port == 0:
+        raise ValueError("--workers needs a fixed --port (the workers share it)")
+    environment = dict(os.environ)
     for name, value in settings.model_dump(exclude_none=True).items():
-        os.environ[f"NEXAPOD_{name.upper()}"] = str(value)
-    uvicorn.run(
-        "nexapod.coordinator.server:worker_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-    )
+        environment[f"NEXAPOD_{name.upper()}"] = str(value)
+    argv = [sys.executable, "-m", "nexapod", "coordinator", "worker", "--host", host,
+            "--port", str(port), "--log-level", log_level]
+    children = [subprocess.Popen(argv, env=environment) for _ in range(workers)]
+    stopping = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + WORKER_STOP_S_MAX
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    if not stopping:
+        raise SystemExit("a coordinator worker exited; stopping the others")

@@ -6,7 +6,7 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from nexapod.crypto import b64decode, sha256_hex, verify_document
 from nexapod.mesh import atlas_jobs, errors
@@ -171,16 +171,22 @@ def _release_unit(uow: UnitOfWork, unit_id: int, attempts_max: int) -> None:
 def lease_units(
     uow: UnitOfWork, node_id: str, units_max: int, now_ms: int, limits: MeshLimits
 ) -> LeaseResponse:
-    """Grant the node up to ``units_max`` queued units, each under a lease with a deadline."""
+    """Grant the node up to ``units_max`` queued units, each under a lease with a deadline.
+
+    The transaction does set-based writes only (one INSERT of the leases, one UPDATE of
+    the units); the grants are built after it commits, so the write lock is short.
+    """
     session = uow.session
     node = session.get(NodeRow, node_id)
     if node is None:
         raise registry_errors.node_unknown(node_id)
     node.last_seen_at_ms = now_ms
+    capacity_flops_per_s = node.capacity_flops_per_s
     expire_overdue_leases(uow, now_ms, limits.unit_attempts_max)
     count = min(units_max, limits.leases_per_request_max)
     query = (
-        select(UnitRow)
+        select(UnitRow.unit_id, UnitRow.job_id, UnitRow.work_flops, UnitRow.spec_json,
+               UnitRow.inputs_json, JobRow.workload)
         .join(JobRow, JobRow.job_id == UnitRow.job_id)
         .where(UnitRow.status == "queued", JobRow.status == "running")
         .order_by(UnitRow.unit_id)
@@ -188,45 +194,49 @@ def lease_units(
     )
     if uow.dialect_name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=UnitRow)
-    units = session.scalars(query).all()
-    with session.no_autoflush:
-        grants = [_grant(uow, unit, node, now_ms, limits.timing) for unit in units]
+    units = session.execute(query).all()
+    leases = [
+        {
+            "lease_id": secrets.token_hex(16),
+            "unit_id": unit.unit_id,
+            "job_id": unit.job_id,
+            "node_id": node_id,
+            "status": "active",
+            "granted_at_ms": now_ms,
+            "deadline_at_ms": now_ms
+            + 1000 * lease_duration_s(unit.work_flops, capacity_flops_per_s, limits.timing),
+        }
+        for unit in units
+    ]
+    if leases:
+        session.execute(insert(LeaseRow), leases)
+        session.execute(
+            update(UnitRow)
+            .where(UnitRow.unit_id.in_([unit.unit_id for unit in units]))
+            .values(status="leased", attempts=UnitRow.attempts + 1)
+        )
+        session.execute(
+            update(JobRow)
+            .where(JobRow.job_id.in_({unit.job_id for unit in units}),
+                   JobRow.started_at_ms.is_(None))
+            .values(started_at_ms=now_ms)
+        )
     uow.commit()
+    grants = [
+        LeaseGrant(
+            lease_id=lease["lease_id"],
+            job_id=unit.job_id,
+            unit_id=unit.unit_id,
+            workload=unit.workload,
+            unit_spec=json.loads(unit.spec_json),
+            inputs=[InputRef.model_validate(ref) for ref in json.loads(unit.inputs_json)],
+            work_flops=unit.work_flops,
+            granted_at_ms=now_ms,
+            deadline_at_ms=lease["deadline_at_ms"],
+        )
+        for unit, lease in zip(units, leases, strict=True)
+    ]
     return LeaseResponse(leases=grants, retry_after_s=0 if grants else RETRY_AFTER_IDLE_S)
-
-
-def _grant(
-    uow: UnitOfWork, unit: UnitRow, node: NodeRow, now_ms: int, timing: LeaseTiming
-) -> LeaseGrant:
-    session = uow.session
-    duration_s = lease_duration_s(unit.work_flops, node.capacity_flops_per_s, timing)
-    lease = LeaseRow(
-        lease_id=secrets.token_hex(16),
-        unit_id=unit.unit_id,
-        job_id=unit.job_id,
-        node_id=node.node_id,
-        status="active",
-        granted_at_ms=now_ms,
-        deadline_at_ms=now_ms + duration_s * 1000,
-    )
-    session.add(lease)
-    unit.status = "leased"
-    unit.attempts += 1
-    job = session.get(JobRow, unit.job_id)
-    assert job is not None
-    if job.started_at_ms is None:
-        job.started_at_ms = now_ms
-    return LeaseGrant(
-        lease_id=lease.lease_id,
-        job_id=unit.job_id,
-        unit_id=unit.unit_id,
-        workload=job.workload,
-        unit_spec=json.loads(unit.spec_json),
-        inputs=[InputRef.model_validate(ref) for ref in json.loads(unit.inputs_json)],
-        work_flops=unit.work_flops,
-        granted_at_ms=now_ms,
-        deadline_at_ms=lease.deadline_at_ms,
-    )
 
 
 @dataclass(frozen=True)
@@ -295,112 +305,108 @@ def record_results(
 
     Returns the acknowledgements and the ids of jobs whose last unit this batch
     completed (they are ready to merge). Resubmitting an accepted result is answered
-    with the same acknowledgement and counted once. The batch's leases, units and
-    earlier results are read in three queries, whatever its size.
+    with the same acknowledgement and counted once. The batch reads its leases and
+    earlier results in two queries and writes in a fixed number of statements, whatever
+    its size, so the write lock is held briefly.
     """
     session = uow.session
     node = session.get(NodeRow, node_id)
     if node is None:
         raise registry_errors.node_unknown(node_id)
-    with session.no_autoflush:
-        batch = _ResultBatch.load(uow, [c.item.document.lease_id for c in checked])
-        acks = [_accept_result(uow, batch, node, c, now_ms) for c in checked]
-        completed_jobs = batch.count_done_units(uow)
     node.last_seen_at_ms = now_ms
+    lease_ids = [c.item.document.lease_id for c in checked]
+    leases = {
+        row.lease_id: row
+        for row in session.execute(
+            select(LeaseRow.lease_id, LeaseRow.node_id, LeaseRow.status, LeaseRow.deadline_at_ms,
+                   UnitRow.unit_id, UnitRow.job_id, UnitRow.work_flops, UnitRow.status.label("unit_status"))
+            .join(UnitRow, UnitRow.unit_id == LeaseRow.unit_id)
+            .where(LeaseRow.lease_id.in_(lease_ids))
+        )
+    }
+    accepted: dict[str, tuple[str, int]] = {
+        lease_id: (sha256, work_flops)
+        for lease_id, sha256, work_flops in session.execute(
+            select(ResultRow.lease_id, ResultRow.result_sha256, ResultRow.work_flops).where(
+                ResultRow.lease_id.in_(lease_ids)
+            )
+        )
+    }
+    acks = []
+    new_results = []
+    for result in checked:
+        document = result.item.document
+        lease = leases[document.lease_id]
+        assert lease.node_id == node_id, "checked against the same lease"
+        earlier = accepted.get(lease.lease_id)
+        if earlier is not None:
+            if earlier[0] != document.result_sha256:
+                raise errors.result_conflict(lease.lease_id, result.index)
+            acks.append(ResultAck(lease_id=lease.lease_id, unit_id=lease.unit_id,
+                                  status="duplicate", verified_flops=earlier[1]))
+            continue
+        if lease.status != "active" or lease.deadline_at_ms < now_ms:
+            raise errors.lease_expired(lease.lease_id, result.index)
+        assert lease.unit_status == "leased", "an active lease holds a leased unit"
+        accepted[lease.lease_id] = (document.result_sha256, lease.work_flops)
+        new_results.append(_result_row(result, lease.unit_id, lease.job_id, lease.work_flops,
+                                       node_id, now_ms))
+        acks.append(ResultAck(lease_id=lease.lease_id, unit_id=lease.unit_id,
+                              status="accepted", verified_flops=lease.work_flops))
+    completed_jobs = _store_new_results(uow, new_results, node_id, now_ms) if new_results else []
     uow.commit()
     return acks, completed_jobs
 
 
-@dataclass
-class _ResultBatch:
-    """What a batch of results needs from the database, read up front."""
-
-    leases: dict[str, LeaseRow]
-    units: dict[int, UnitRow]
-    accepted: dict[str, tuple[str, int]]  # lease id -> (result sha256, credited FLOPs)
-    done_by_job: dict[str, list[int]]  # job id -> FLOPs of units this batch completed
-
-    @classmethod
-    def load(cls, uow: UnitOfWork, lease_ids: list[str]) -> _ResultBatch:
-        session = uow.session
-        leases = {
-            lease.lease_id: lease
-            for lease in session.scalars(select(LeaseRow).where(LeaseRow.lease_id.in_(lease_ids)))
-        }
-        unit_ids = {lease.unit_id for lease in leases.values()}
-        units = {
-            unit.unit_id: unit
-            for unit in session.scalars(select(UnitRow).where(UnitRow.unit_id.in_(unit_ids)))
-        }
-        accepted = {
-            lease_id: (sha256, work_flops)
-            for lease_id, sha256, work_flops in session.execute(
-                select(ResultRow.lease_id, ResultRow.result_sha256, ResultRow.work_flops).where(
-                    ResultRow.lease_id.in_(lease_ids)
-                )
-            )
-        }
-        return cls(leases, units, accepted, {})
-
-    def count_done_units(self, uow: UnitOfWork) -> list[str]:
-        """Add this batch's units to their jobs; return the jobs it completed."""
-        completed = []
-        for job_id, flops in sorted(self.done_by_job.items()):
-            job = uow.session.get(JobRow, job_id)
-            assert job is not None
-            job.units_done += len(flops)
-            job.work_flops_done = job.work_flops_done + sum(flops)
-            assert job.units_done <= job.units_total, "a unit is never counted twice"
-            if job.units_done == job.units_total and job.status == "running":
-                job.status = "merging"
-                completed.append(job_id)
-        return completed
+def _result_row(result: CheckedResult, unit_id: int, job_id: str, work_flops: int,
+                node_id: str, now_ms: int) -> dict[str, object]:
+    document = result.item.document
+    return {
+        "lease_id": document.lease_id,
+        "unit_id": unit_id,
+        "job_id": job_id,
+        "node_id": node_id,
+        "result_sha256": document.result_sha256,
+        "signature": result.item.signature,
+        "runner_tree_hash": document.runner_tree_hash,
+        "work_flops": work_flops,
+        "compute_ms": document.compute_ms,
+        "received_at_ms": now_ms,
+        "data": result.data,
+    }
 
 
-def _accept_result(
-    uow: UnitOfWork, batch: _ResultBatch, node: NodeRow, checked: CheckedResult, now_ms: int
-) -> ResultAck:
-    index = checked.index
-    document = checked.item.document
-    lease = batch.leases[document.lease_id]
-    assert lease.node_id == node.node_id, "checked against the same lease"
-    unit = batch.units[lease.unit_id]
-    earlier = batch.accepted.get(lease.lease_id)
-    if earlier is not None:
-        if earlier[0] != document.result_sha256:
-            raise errors.result_conflict(lease.lease_id, index)
-        return ResultAck(
-            lease_id=lease.lease_id, unit_id=unit.unit_id, status="duplicate",
-            verified_flops=earlier[1],
-        )
-    if lease.status != "active" or lease.deadline_at_ms < now_ms:
-        raise errors.lease_expired(lease.lease_id, index)
-    uow.session.add(
-        ResultRow(
-            lease_id=lease.lease_id,
-            unit_id=unit.unit_id,
-            job_id=unit.job_id,
-            node_id=node.node_id,
-            result_sha256=document.result_sha256,
-            signature=checked.item.signature,
-            runner_tree_hash=document.runner_tree_hash,
-            work_flops=unit.work_flops,
-            compute_ms=document.compute_ms,
-            received_at_ms=now_ms,
-            data=checked.data,
-        )
+def _store_new_results(uow: UnitOfWork, rows: list[dict[str, object]], node_id: str,
+                       now_ms: int) -> list[str]:
+    """Insert accepted results, close their leases and units, count them in their jobs."""
+    session = uow.session
+    session.execute(insert(ResultRow), rows)
+    lease_ids = [row["lease_id"] for row in rows]
+    unit_ids = [row["unit_id"] for row in rows]
+    closed = session.execute(
+        update(LeaseRow).where(LeaseRow.lease_id.in_(lease_ids), LeaseRow.status == "active")
+        .values(status="completed", ended_at_ms=now_ms)
     )
-    batch.accepted[lease.lease_id] = (document.result_sha256, unit.work_flops)
-    lease.status = "completed"
-    lease.ended_at_ms = now_ms
-    assert unit.status == "leased", "an active lease holds a leased unit"
-    unit.status = "done"
-    unit.done_by_node_id = node.node_id
-    batch.done_by_job.setdefault(unit.job_id, []).append(unit.work_flops)
-    return ResultAck(
-        lease_id=lease.lease_id, unit_id=unit.unit_id, status="accepted",
-        verified_flops=unit.work_flops,
+    assert closed.rowcount == len(rows), "every accepted lease was active"  # type: ignore[attr-defined]
+    done = session.execute(
+        update(UnitRow).where(UnitRow.unit_id.in_(unit_ids), UnitRow.status == "leased")
+        .values(status="done", done_by_node_id=node_id)
     )
+    assert done.rowcount == len(rows), "every accepted unit was leased"  # type: ignore[attr-defined]
+    flops_by_job: dict[str, list[int]] = {}
+    for row in rows:
+        flops_by_job.setdefault(str(row["job_id"]), []).append(int(row["work_flops"]))  # type: ignore[call-overload]
+    completed = []
+    for job_id, flops in sorted(flops_by_job.items()):
+        job = session.get(JobRow, job_id)
+        assert job is not None
+        job.units_done += len(flops)
+        job.work_flops_done = job.work_flops_done + sum(flops)
+        assert job.units_done <= job.units_total, "a unit is never counted twice"
+        if job.units_done == job.units_total and job.status == "running":
+            job.status = "merging"
+            completed.append(job_id)
+    return completed
 
 
 def _decode_result_bytes(text: str, size_bytes_max: int, index: int) -> bytes:

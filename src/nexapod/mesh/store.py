@@ -58,7 +58,7 @@ class UnitRow(Base):
     done_by_node_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     __table_args__ = (
-        Index("ix_units_status_job", "status", "job_id", "unit_index"),
+        Index("ix_units_status_unit_id", "status", "unit_id"),
         Index("uq_units_job_index", "job_id", "unit_index", unique=True),
     )
 

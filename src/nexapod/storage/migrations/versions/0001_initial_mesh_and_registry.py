@@ -132,9 +132,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("unit_id", name=op.f("pk_units")),
     )
     with op.batch_alter_table("units", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_units_status_job", ["status", "job_id", "unit_index"], unique=False
-        )
+        batch_op.create_index("ix_units_status_unit_id", ["status", "unit_id"], unique=False)
         batch_op.create_index("uq_units_job_index", ["job_id", "unit_index"], unique=True)
 
     op.create_table(
@@ -207,7 +205,7 @@ def downgrade() -> None:
     op.drop_table("leases")
     with op.batch_alter_table("units", schema=None) as batch_op:
         batch_op.drop_index("uq_units_job_index")
-        batch_op.drop_index("ix_units_status_job")
+        batch_op.drop_index("ix_units_status_unit_id")
 
     op.drop_table("units")
     op.drop_table("job_products")
