@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--spectra", type=int, default=2048)
     parser.add_argument("--nodes", type=int, default=16)
-    parser.add_argument("--units-per-request", type=int, default=32)
+    parser.add_argument("--units-per-request", type=int, default=64)
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     parser.add_argument("--workers", type=int, default=2, help="coordinator worker processes")
     args = parser.parse_args()

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     body_bytes_max: int = Field(64 * MIB, ge=1024, le=1024 * MIB)
     result_bytes_max: int = Field(16 * MIB, ge=1024, le=512 * MIB)
     dataset_spectra_max: int = Field(1_000_000, ge=1, le=50_000_000)
-    leases_per_request_max: int = Field(32, ge=1, le=1024)
+    leases_per_request_max: int = Field(64, ge=1, le=1024)
     results_per_request_max: int = Field(64, ge=1, le=1024)
     lease_s_min: int = Field(30, ge=1, le=86_400)
     lease_s_max: int = Field(3600, ge=1, le=7 * 86_400)

@@ -69,9 +69,18 @@ SignedRequestDep = Annotated[SignedRequest, Depends(_signed_request)]
 
 
 def authenticate(
-    uow: UnitOfWork, signed: SignedRequest, now_ms: int, skew_s_max: int
+    uow: UnitOfWork,
+    signed: SignedRequest,
+    now_ms: int,
+    skew_s_max: int,
+    *,
+    signature_checked: bool = False,
 ) -> Principal:
-    """Check the request and record its nonce (``uow`` must be writable)."""
+    """Check the request; a writable ``uow`` also records its nonce.
+
+    ``signature_checked`` is for the write phase of a request whose signature the read
+    phase already verified.
+    """
     return registry.authenticate_request(
         uow,
         signed.signature,
@@ -81,6 +90,7 @@ def authenticate(
         now_ms=now_ms,
         skew_s_max=skew_s_max,
         record_nonce=not uow.read_only,
+        signature_checked=signature_checked,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
 
 from nexapod.coordinator.auth import SignedRequestDep, authenticate, require_node, require_user
 from nexapod.coordinator.context import ContextDep
@@ -40,7 +41,9 @@ def submit_job(body: SubmitJobRequest, signed: SignedRequestDep, ctx: ContextDep
     plan = service.plan_job(body, ctx.limits)
     with ctx.uow() as uow:
         now_ms = ctx.clock_ms()
-        username = require_user(authenticate(uow, signed, now_ms, skew_s_max))
+        username = require_user(
+            authenticate(uow, signed, now_ms, skew_s_max, signature_checked=True)
+        )
         return service.submit_job(uow, username, body, plan, now_ms)
 
 
@@ -67,7 +70,9 @@ def get_job(job_id: JobIdPath, ctx: ContextDep) -> JobView:
     response_class=Response,
     responses={**PROBLEM_RESPONSES, **OCTET_STREAM},
 )
-def get_block(job_id: JobIdPath, block_index: Annotated[int, Path(ge=0)], ctx: ContextDep) -> Response:
+def get_block(
+    job_id: JobIdPath, block_index: Annotated[int, Path(ge=0)], ctx: ContextDep
+) -> Response:
     """An input block of a job, byte for byte as its lease's SHA-256 names it."""
     with ctx.read_uow() as uow:
         data = service.get_block(uow, job_id, block_index)
@@ -75,7 +80,9 @@ def get_block(job_id: JobIdPath, block_index: Annotated[int, Path(ge=0)], ctx: C
 
 
 @router.get(
-    "/jobs/{job_id}/product", response_class=Response, responses={**PROBLEM_RESPONSES, **OCTET_STREAM}
+    "/jobs/{job_id}/product",
+    response_class=Response,
+    responses={**PROBLEM_RESPONSES, **OCTET_STREAM},
 )
 def get_product(job_id: JobIdPath, ctx: ContextDep) -> Response:
     """The merged product of a finished job (for the atlas: the kNN graph as .npz)."""
@@ -105,19 +112,25 @@ def get_neighbours(
     )
 
 
-@router.post("/leases", responses=SIGNED_PROBLEM_RESPONSES)
-def lease_units(body: LeaseRequest, signed: SignedRequestDep, ctx: ContextDep) -> LeaseResponse:
+@router.post("/leases", responses=SIGNED_PROBLEM_RESPONSES, response_model=LeaseResponse)
+def lease_units(body: LeaseRequest, signed: SignedRequestDep, ctx: ContextDep) -> Response:
     """Lease up to ``units_max`` work units to the signing node, each with a deadline."""
     with ctx.uow() as uow:
         now_ms = ctx.clock_ms()
         node_id = require_node(authenticate(uow, signed, now_ms, ctx.settings.request_skew_s_max))
-        return service.lease_units(uow, node_id, body.units_max, now_ms, ctx.limits)
+        leases = service.lease_units(uow, node_id, body.units_max, now_ms, ctx.limits)
+    return _json(leases)
 
 
-@router.post("/results", responses=SIGNED_PROBLEM_RESPONSES)
+def _json(model: BaseModel) -> Response:
+    """A model built by the service, serialised once (FastAPI would validate it again)."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+@router.post("/results", responses=SIGNED_PROBLEM_RESPONSES, response_model=SubmitResultsResponse)
 def submit_results(
     body: SubmitResultsRequest, signed: SignedRequestDep, ctx: ContextDep
-) -> SubmitResultsResponse:
+) -> Response:
     """Upload signed results; all are accepted or none is. Resubmission is idempotent."""
     skew_s_max = ctx.settings.request_skew_s_max
     with ctx.read_uow() as uow:  # the expensive checks, without the write lock
@@ -125,11 +138,13 @@ def submit_results(
         checked = service.check_results(uow, node_id, list(body.results), ctx.limits)
     with ctx.uow() as uow:
         now_ms = ctx.clock_ms()
-        node_id = require_node(authenticate(uow, signed, now_ms, skew_s_max))
+        node_id = require_node(
+            authenticate(uow, signed, now_ms, skew_s_max, signature_checked=True)
+        )
         acks, completed_jobs = service.record_results(uow, node_id, checked, now_ms)
     if completed_jobs:
         ctx.jobs_to_merge.set()
-    return SubmitResultsResponse(acks=acks)
+    return _json(SubmitResultsResponse(acks=acks))
 
 
 @router.post("/leases/{lease_id}/failure", status_code=204, responses=SIGNED_PROBLEM_RESPONSES)

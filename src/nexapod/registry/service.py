@@ -143,13 +143,16 @@ def authenticate_request(
     now_ms: int,
     skew_s_max: int,
     record_nonce: bool = True,
+    signature_checked: bool = False,
 ) -> Principal:
     """Check a signed request and record its nonce, in the caller's unit of work.
 
     The nonce is written in the same transaction as the request's effect, so a request
     that fails changes nothing, not even the nonce table. ``record_nonce=False`` checks
     everything but writes nothing: a read-only unit of work uses it to refuse bad
-    requests before any expensive work, and the write that follows checks again.
+    requests before any expensive work, and the write that follows checks again;
+    ``signature_checked=True`` lets that second check skip the signature it just verified
+    for this very request (timestamp, signer and nonce are still checked).
     """
     principal = parse_signer(signature.key_id)
     if principal is None:
@@ -160,7 +163,9 @@ def authenticate_request(
     public_key = _public_key(uow, principal)
     if public_key is None:
         raise errors.key_unknown(signature.key_id)
-    if not verify_request(public_key, signature, method=method, path=path, body=body):
+    if not signature_checked and not verify_request(
+        public_key, signature, method=method, path=path, body=body
+    ):
         raise errors.signature_invalid("the request")
     session = uow.session
     if session.get(RequestNonceRow, (signature.key_id, signature.nonce)) is not None:
