@@ -15,6 +15,7 @@ Target (issue 3): mesh throughput >= 0.90 of direct, for a job of at least 10^12
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,7 @@ def direct_s(n_spectra: int, params: atlas.AtlasParams, threads: int) -> float:
 
 
 def mesh_s(n_spectra: int, params: atlas.AtlasParams, nodes: int, executor: str,
-           scratch: Path) -> tuple[float, int]:
+           scratch: Path, keep_logs: Path | None = None) -> tuple[float, int]:
     server = CoordinatorProcess(f"sqlite:///{scratch}/bench.sqlite3", scratch / "coordinator")
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -72,7 +73,8 @@ def mesh_s(n_spectra: int, params: atlas.AtlasParams, nodes: int, executor: str,
             log = (scratch / f"node{index}.log").open("wb")
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "nexapod", "node", "run", "--coordinator", server.url,
-                 "--home", str(scratch / f"node{index}"), "--executor", executor],
+                 "--home", str(scratch / f"node{index}"), "--executor", executor,
+                 "--log-level", "INFO"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         with CoordinatorClient(server.url) as client:
             done = wait_until(
@@ -88,6 +90,10 @@ def mesh_s(n_spectra: int, params: atlas.AtlasParams, nodes: int, executor: str,
         for process in processes:
             process.wait(timeout=60)
         server.stop()
+        if keep_logs is not None:
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in scratch.glob("node*.log"):
+                shutil.copy(log, keep_logs / log.name)
 
 
 def main() -> None:
@@ -96,6 +102,7 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=2048)
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--executor", default="bwrap")
+    parser.add_argument("--logs", type=Path, help="keep the node logs (JSON events) here")
     args = parser.parse_args()
     params = atlas.AtlasParams(block_size=args.block_size)
     work_flops = atlas.job_flops(args.spectra, params)
@@ -107,7 +114,8 @@ def main() -> None:
     print(f"  direct, one process, {args.nodes} BLAS threads: {baseline_s:7.2f} s  "
           f"{work_flops / baseline_s / 1e9:7.1f} GFLOP/s", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
-        wall_s, verified = mesh_s(args.spectra, params, args.nodes, args.executor, Path(scratch))
+        wall_s, verified = mesh_s(args.spectra, params, args.nodes, args.executor, Path(scratch),
+                                  args.logs)
     assert verified == work_flops, "the mesh verified exactly the job's FLOPs"
     ratio = baseline_s / wall_s
     print(f"  mesh, first lease to merged atlas:   {wall_s:7.2f} s  "

@@ -130,14 +130,19 @@ def run(
     memory_mb: Annotated[int, typer.Option(help="Memory limit of one unit, MiB.", min=64)] = 4096,
     prefetch: Annotated[int, typer.Option(help="Units leased ahead.", min=0, max=16)] = 1,
     docker_image: Annotated[str | None, typer.Option(help="Image for --executor docker.")] = None,
+    log_level: Annotated[
+        str, typer.Option(help="Level of the JSON event log on stderr (INFO, WARNING…).")
+    ] = "WARNING",
 ) -> None:
     """Lease work units, run each in the sandbox, and upload signed results."""
     from nexapod.node.agent import AgentConfig, NodeAgent, UnitEvent
     from nexapod.node.cache import BlockCache
     from nexapod.node.client import CoordinatorClient, Signer
+    from nexapod.logs import configure_logging
     from nexapod.node.executors import make_executor
 
     with reporting_errors():
+        configure_logging(log_level)
         node_home = _home(home)
         registered_at, node_id = node_home.registration()
         sandbox = make_executor(executor, docker_image=docker_image)

@@ -14,7 +14,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,13 @@ from nexapod.logs import log_event
 from nexapod.node.cache import BlockCache
 from nexapod.node.client import CoordinatorClient, RemoteError
 from nexapod.node.executors import ExecutionOutcome, Executor, SandboxLimits
-from nexapod.protocol.v1 import PURPOSE_RESULT, LeaseGrant, ResultDocument, ResultItem
+from nexapod.protocol.v1 import (
+    PURPOSE_RESULT,
+    LeaseGrant,
+    LeaseResponse,
+    ResultDocument,
+    ResultItem,
+)
 from nexapod.workloads import unit_module
 
 __all__ = ["AgentConfig", "AgentSummary", "NodeAgent", "UnitEvent"]
@@ -115,28 +121,58 @@ class NodeAgent:
         self._stopping = True
 
     def run(self) -> AgentSummary:
+        """Run units until stopped, out of work (``idle_exit_s``) or at ``units_max``.
+
+        Lease requests run on their own thread, so asking for the next units never
+        delays starting the one already downloaded.
+        """
         self.scratch_root.mkdir(parents=True, exist_ok=True)
         pending: deque[tuple[LeaseGrant, Future[Path], float]] = deque()
         uploads: list[Future[None]] = []
         leased_total = 0
         idle_since = time.monotonic()
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="nexapod-io") as io:
+        next_lease_at = 0.0
+        asking: Future[LeaseResponse] | None = None
+        with (
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="nexapod-io") as io,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexapod-lease") as leaser,
+        ):
             while not self._stopping:
-                leased_total += self._lease_more(pending, leased_total, io)
-                if not pending:
-                    if self._finished(leased_total):
-                        break
-                    idle_s = time.monotonic() - idle_since
-                    if self.config.idle_exit_s is not None and idle_s >= self.config.idle_exit_s:
-                        break
-                    time.sleep(min(self.config.poll_s_max, 0.5 + idle_s / 10))
+                if asking is not None and asking.done():
+                    granted = self._take_grants(asking.result(), pending, io)
+                    leased_total += granted
+                    asking = None
+                    if not granted:
+                        idle_s = time.monotonic() - idle_since
+                        next_lease_at = time.monotonic() + min(
+                            self.config.poll_s_max, 0.5 + idle_s / 10
+                        )
+                want = self._wanted(len(pending), leased_total)
+                if asking is None and want > 0 and time.monotonic() >= next_lease_at:
+                    asking = leaser.submit(self.client.lease, want)
+                if pending:
+                    grant, prepared, received_at = pending.popleft()
+                    self._run_one(grant, prepared, received_at, io, uploads)
+                    idle_since = time.monotonic()
+                    uploads = [u for u in uploads if not u.done()]
                     continue
-                grant, prepared, received_at = pending.popleft()
-                self._run_one(grant, prepared, received_at, io, uploads)
-                idle_since = time.monotonic()
-                uploads = [u for u in uploads if not u.done()]
+                if asking is None and self._finished(leased_total):
+                    break
+                idle_s = time.monotonic() - idle_since
+                if (
+                    asking is None
+                    and self.config.idle_exit_s is not None
+                    and idle_s >= self.config.idle_exit_s
+                ):
+                    break
+                if asking is not None:
+                    wait([asking], timeout=self.config.poll_s_max)
+                else:
+                    time.sleep(max(0.0, min(0.5, next_lease_at - time.monotonic())))
             for upload in uploads:
                 upload.result()
+            if asking is not None:
+                self._take_grants(asking.result(), pending, io)
             for grant, prepared, _ in pending:  # stopped early: give the work back
                 prepared.cancel()
                 self._report_failure(grant, "node_stopping", "the node stopped before this unit")
@@ -145,18 +181,18 @@ class NodeAgent:
     def _finished(self, leased_total: int) -> bool:
         return self.config.units_max is not None and leased_total >= self.config.units_max
 
-    def _lease_more(
-        self,
-        pending: deque[tuple[LeaseGrant, Future[Path], float]],
-        leased_total: int,
-        io: ThreadPoolExecutor,
-    ) -> int:
-        want = 1 + self.config.prefetch_units - len(pending)
+    def _wanted(self, pending_count: int, leased_total: int) -> int:
+        want = 1 + self.config.prefetch_units - pending_count
         if self.config.units_max is not None:
             want = min(want, self.config.units_max - leased_total)
-        if want <= 0:
-            return 0
-        response = self.client.lease(want)
+        return want
+
+    def _take_grants(
+        self,
+        response: LeaseResponse,
+        pending: deque[tuple[LeaseGrant, Future[Path], float]],
+        io: ThreadPoolExecutor,
+    ) -> int:
         now = time.monotonic()
         for grant in response.leases:
             pending.append((grant, io.submit(self._prepare, grant), now))
@@ -182,6 +218,7 @@ class NodeAgent:
                 self.cache.put(ref.sha256, data)
             (scratch / "in" / f"{ref.name}.npy").write_bytes(data)
         (scratch / "unit.json").write_text(json.dumps(grant.unit_spec, sort_keys=True))
+        log_event(logger, "unit.prepared", lease_id=grant.lease_id, unit_id=grant.unit_id)
         return scratch
 
     def _run_one(
@@ -211,6 +248,7 @@ class NodeAgent:
             )
             argv = self.unit_command(grant, scratch)
             env = {"NEXAPOD_UNIT_THREADS": str(self.config.unit_threads)}
+            log_event(logger, "unit.started", lease_id=grant.lease_id, unit_id=grant.unit_id)
             result = self.executor.run(argv, scratch, limits, env)
             if result.outcome != ExecutionOutcome.OK:
                 self._fail(grant, result.outcome.value, result.describe(), result.wall_s, io)
