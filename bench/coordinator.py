@@ -28,6 +28,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.factories import PROFILE  # noqa: E402
+from tests.processes import CoordinatorProcess  # noqa: E402
+
 from nexapod.crypto import SigningKey, b64encode, sha256_hex, sign_document  # noqa: E402
 from nexapod.node.client import CoordinatorClient, Signer  # noqa: E402
 from nexapod.node.home import node_registration, user_registration  # noqa: E402
@@ -39,8 +42,6 @@ from nexapod.protocol.v1 import (  # noqa: E402
     SyntheticDataset,
 )
 from nexapod.workloads import atlas  # noqa: E402
-from tests.factories import PROFILE  # noqa: E402
-from tests.processes import CoordinatorProcess  # noqa: E402
 
 TARGET_UNITS_PER_S = 1000
 PARAMS: dict[str, int | str] = {"block_size": 16, "k": 4, "embedding_dim": 8}
@@ -51,8 +52,8 @@ def _precompute(n_spectra: int) -> None:
     params = atlas.AtlasParams(**PARAMS)
     embeddings = atlas.synthetic_embeddings(n_spectra, 5, params)
     for shape in atlas.plan_units(n_spectra, params.block_size):
-        row = embeddings[shape.row_start:shape.row_stop]
-        col = embeddings[shape.col_start:shape.col_stop]
+        row = embeddings[shape.row_start : shape.row_stop]
+        col = embeddings[shape.col_start : shape.col_stop]
         result = atlas.compute_unit(row, col, shape, params.k)
         _RESULTS[(shape.block_row, shape.block_col)] = atlas.encode_unit_result(result)
 
@@ -64,15 +65,18 @@ def _register(url: str, count: int) -> list[tuple[str, bytes]]:
         client.register_user(user_registration("bench", user))
         for index in range(count):
             key = SigningKey.generate()
-            state = {"public_key": key.public_key_b64, "profile": PROFILE,
-                     "fingerprint": sha256_hex(str(index).encode()), "runner_tree_hash": "ab" * 32}
+            state = {
+                "public_key": key.public_key_b64,
+                "profile": PROFILE,
+                "fingerprint": sha256_hex(str(index).encode()),
+                "runner_tree_hash": "ab" * 32,
+            }
             view = client.register_node(node_registration(state, key, "bench", user, 10**12))
             nodes.append((view.node_id, key.seed()))
     return nodes, user  # type: ignore[return-value]
 
 
-def _node_loop(url: str, node_id: str, seed: bytes, units_per_request: int,
-               counter: Any) -> None:
+def _node_loop(url: str, node_id: str, seed: bytes, units_per_request: int, counter: Any) -> None:
     key = SigningKey.from_seed(seed)
     with CoordinatorClient(url, Signer(key, f"node:{node_id}"), timeout_s=120) as client:
         while True:
@@ -84,24 +88,31 @@ def _node_loop(url: str, node_id: str, seed: bytes, units_per_request: int,
                 shape = grant.unit_spec["shape"]
                 data = _RESULTS[(shape["block_row"], shape["block_col"])]
                 document = ResultDocument(
-                    node_id=node_id, job_id=grant.job_id, unit_id=grant.unit_id,
-                    lease_id=grant.lease_id, result_sha256=sha256_hex(data),
-                    runner_tree_hash="ab" * 32, compute_ms=1,
+                    node_id=node_id,
+                    job_id=grant.job_id,
+                    unit_id=grant.unit_id,
+                    lease_id=grant.lease_id,
+                    result_sha256=sha256_hex(data),
+                    runner_tree_hash="ab" * 32,
+                    compute_ms=1,
                 )
-                items.append(ResultItem(
-                    document=document,
-                    signature=sign_document(key, PURPOSE_RESULT, document.model_dump()),
-                    result_b64=b64encode(data),
-                ))
+                items.append(
+                    ResultItem(
+                        document=document,
+                        signature=sign_document(key, PURPOSE_RESULT, document.model_dump()),
+                        result_b64=b64encode(data),
+                    )
+                )
             client.submit_results(items)
             with counter.get_lock():
                 counter.value += len(items)
 
 
-def _worker(url: str, nodes: list[tuple[str, bytes]], units_per_request: int,
-            counter: Any) -> None:
-    threads = [threading.Thread(target=_node_loop, args=(url, n, s, units_per_request, counter))
-               for n, s in nodes]
+def _worker(url: str, nodes: list[tuple[str, bytes]], units_per_request: int, counter: Any) -> None:
+    threads = [
+        threading.Thread(target=_node_loop, args=(url, n, s, units_per_request, counter))
+        for n, s in nodes
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -116,6 +127,7 @@ def _noop_worker(url: str, threads_count: int, duration_s: float, counter: Any) 
                 client.get("/v1/health").raise_for_status()
                 with counter.get_lock():
                     counter.value += 1
+
     threads = [threading.Thread(target=loop) for _ in range(threads_count)]
     for thread in threads:
         thread.start()
@@ -150,12 +162,15 @@ def main() -> None:
         server = CoordinatorProcess(db, Path(scratch) / "coordinator", workers=args.workers)
         try:
             nodes, user = _register(server.url, args.nodes)
-            request = SubmitJobRequest(workload="atlas", params=PARAMS, dataset=SyntheticDataset(
-                kind="synthetic", n_spectra=args.spectra, seed=5))
+            request = SubmitJobRequest(
+                workload="atlas",
+                params=PARAMS,
+                dataset=SyntheticDataset(kind="synthetic", n_spectra=args.spectra, seed=5),
+            )
             with CoordinatorClient(server.url, Signer(user, "user:bench")) as client:
                 job = client.submit_job(request)
             counter = multiprocessing.Value("q", 0)
-            shares = [nodes[i::args.processes] for i in range(args.processes)]
+            shares = [nodes[i :: args.processes] for i in range(args.processes)]
             elapsed_s = _run_processes(
                 _worker, [(server.url, share, args.units_per_request, counter) for share in shares]
             )
@@ -173,13 +188,17 @@ def main() -> None:
             noop_per_s = noop_counter.value / noop_s
         finally:
             server.stop()
-    print(f"coordinator benchmark ({'SQLite' if not args.db else args.db.split(':')[0]}, "
-          f"{args.workers} coordinator workers, "
-          f"{args.nodes} simulated nodes in {args.processes} processes, "
-          f"{args.units_per_request} units per request)")
+    print(
+        f"coordinator benchmark ({'SQLite' if not args.db else args.db.split(':')[0]}, "
+        f"{args.workers} coordinator workers, "
+        f"{args.nodes} simulated nodes in {args.processes} processes, "
+        f"{args.units_per_request} units per request)"
+    )
     print(f"  units leased, signed, verified and stored: {view.units_total} in {elapsed_s:.2f} s")
-    print(f"  throughput:              {units_per_s:10,.0f} units/s   (target >= "
-          f"{TARGET_UNITS_PER_S:,}: {'PASS' if units_per_s >= TARGET_UNITS_PER_S else 'MISS'})")
+    print(
+        f"  throughput:              {units_per_s:10,.0f} units/s   (target >= "
+        f"{TARGET_UNITS_PER_S:,}: {'PASS' if units_per_s >= TARGET_UNITS_PER_S else 'MISS'})"
+    )
     print(f"  lease+result requests:   {requests_per_s:10,.0f} requests/s")
     print(f"  baseline no-op GET /v1/health: {noop_per_s:10,.0f} requests/s")
     print(f"  ratio, unit requests to no-op requests: {requests_per_s / noop_per_s:.2f}")

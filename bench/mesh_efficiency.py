@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.processes import CoordinatorProcess, wait_until  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from nexapod.cli.node import init_node, register_node  # noqa: E402
@@ -33,7 +34,6 @@ from nexapod.node.client import CoordinatorClient, Signer  # noqa: E402
 from nexapod.node.home import NodeHome  # noqa: E402
 from nexapod.protocol.v1 import SubmitJobRequest, SyntheticDataset  # noqa: E402
 from nexapod.workloads import atlas  # noqa: E402
-from tests.processes import CoordinatorProcess, wait_until  # noqa: E402
 
 TARGET_RATIO = 0.90
 FLOPS_MIN = 10**12
@@ -47,14 +47,20 @@ def direct_s(n_spectra: int, params: atlas.AtlasParams, threads: int) -> float:
     with threadpool_limits(limits=threads):
         started = time.perf_counter()
         for shape in shapes:
-            row = embeddings[shape.row_start:shape.row_stop]
-            col = embeddings[shape.col_start:shape.col_stop]
+            row = embeddings[shape.row_start : shape.row_stop]
+            col = embeddings[shape.col_start : shape.col_stop]
             atlas.compute_unit(row, col, shape, params.k)
         return time.perf_counter() - started
 
 
-def mesh_s(n_spectra: int, params: atlas.AtlasParams, nodes: int, executor: str,
-           scratch: Path, keep_logs: Path | None = None) -> tuple[float, int]:
+def mesh_s(
+    n_spectra: int,
+    params: atlas.AtlasParams,
+    nodes: int,
+    executor: str,
+    scratch: Path,
+    keep_logs: Path | None = None,
+) -> tuple[float, int]:
     server = CoordinatorProcess(f"sqlite:///{scratch}/bench.sqlite3", scratch / "coordinator")
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -64,22 +70,41 @@ def mesh_s(n_spectra: int, params: atlas.AtlasParams, nodes: int, executor: str,
             register_node(home, server.url, f"user{index}", scratch / "keys", benchmark_s=0.3)
         key = SigningKey.load(scratch / "keys" / "users" / "user0.key")
         request = SubmitJobRequest(
-            workload="atlas", params={"block_size": params.block_size, "k": params.k},
+            workload="atlas",
+            params={"block_size": params.block_size, "k": params.k},
             dataset=SyntheticDataset(kind="synthetic", n_spectra=n_spectra, seed=SEED),
         )
         with CoordinatorClient(server.url, Signer(key, "user:user0"), timeout_s=600) as client:
             job = client.submit_job(request)
         for index in range(nodes):
             log = (scratch / f"node{index}.log").open("wb")
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "nexapod", "node", "run", "--coordinator", server.url,
-                 "--home", str(scratch / f"node{index}"), "--executor", executor,
-                 "--log-level", "INFO"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "nexapod",
+                        "node",
+                        "run",
+                        "--coordinator",
+                        server.url,
+                        "--home",
+                        str(scratch / f"node{index}"),
+                        "--executor",
+                        executor,
+                        "--log-level",
+                        "INFO",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
         with CoordinatorClient(server.url) as client:
             done = wait_until(
                 lambda: (v := client.get_job(job.job_id)).status in ("done", "failed") and v,
-                3600, "the job",
+                3600,
+                "the job",
             )
         assert done.status == "done", "the job failed; see the node logs"
         assert done.started_at_ms is not None and done.finished_at_ms is not None
@@ -106,22 +131,34 @@ def main() -> None:
     args = parser.parse_args()
     params = atlas.AtlasParams(block_size=args.block_size)
     work_flops = atlas.job_flops(args.spectra, params)
-    print(f"mesh efficiency: {args.spectra} spectra, {len(atlas.plan_units(args.spectra, params.block_size))} "
-          f"units, {work_flops / 1e12:.2f} TFLOP, {args.nodes} nodes ({args.executor})", flush=True)
+    units = len(atlas.plan_units(args.spectra, params.block_size))
+    print(
+        f"mesh efficiency: {args.spectra} spectra, {units} "
+        f"units, {work_flops / 1e12:.2f} TFLOP, {args.nodes} nodes ({args.executor})",
+        flush=True,
+    )
     if work_flops < FLOPS_MIN:
-        print(f"  note: below the 10^12 FLOPs the target is stated for")
+        print("  note: below the 10^12 FLOPs the target is stated for")
     baseline_s = direct_s(args.spectra, params, threads=args.nodes)
-    print(f"  direct, one process, {args.nodes} BLAS threads: {baseline_s:7.2f} s  "
-          f"{work_flops / baseline_s / 1e9:7.1f} GFLOP/s", flush=True)
+    print(
+        f"  direct, one process, {args.nodes} BLAS threads: {baseline_s:7.2f} s  "
+        f"{work_flops / baseline_s / 1e9:7.1f} GFLOP/s",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as scratch:
-        wall_s, verified = mesh_s(args.spectra, params, args.nodes, args.executor, Path(scratch),
-                                  args.logs)
+        wall_s, verified = mesh_s(
+            args.spectra, params, args.nodes, args.executor, Path(scratch), args.logs
+        )
     assert verified == work_flops, "the mesh verified exactly the job's FLOPs"
     ratio = baseline_s / wall_s
-    print(f"  mesh, first lease to merged atlas:   {wall_s:7.2f} s  "
-          f"{work_flops / wall_s / 1e9:7.1f} GFLOP/s")
-    print(f"  ratio mesh/direct: {ratio:.2f}  (target >= {TARGET_RATIO:.2f}: "
-          f"{'PASS' if ratio >= TARGET_RATIO else 'MISS'})")
+    print(
+        f"  mesh, first lease to merged atlas:   {wall_s:7.2f} s  "
+        f"{work_flops / wall_s / 1e9:7.1f} GFLOP/s"
+    )
+    print(
+        f"  ratio mesh/direct: {ratio:.2f}  (target >= {TARGET_RATIO:.2f}: "
+        f"{'PASS' if ratio >= TARGET_RATIO else 'MISS'})"
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ def find_postgres_bindir() -> Path | None:
     candidates = []
     pg_config = shutil.which("pg_config")
     if pg_config:
-        result = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+        result = subprocess.run(
+            [pg_config, "--bindir"], check=False, capture_output=True, text=True, timeout=10
+        )
         if result.returncode == 0:
             candidates.append(Path(result.stdout.strip()))
     candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -97,7 +99,9 @@ class PostgresServer:
     def _run(self, argv: list[str]) -> None:
         if self.run_as is not None:
             argv = ["runuser", "-u", self.run_as, "--", *argv]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=START_S_MAX + 30)
+        result = subprocess.run(
+            argv, check=False, capture_output=True, text=True, timeout=START_S_MAX + 30
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{argv[-1]} failed: {result.stdout}\n{result.stderr}")
 

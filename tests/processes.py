@@ -46,9 +46,23 @@ class CoordinatorProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "nexapod", "coordinator", "serve", "--db", database_url,
-             "--port", str(self.port), "--data-dir", str(data_dir), "--workers", str(workers)],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "nexapod",
+                "coordinator",
+                "serve",
+                "--db",
+                database_url,
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                "--workers",
+                str(workers),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         wait_until(self._healthy, 60, "the coordinator to answer /v1/health")
 

@@ -10,8 +10,14 @@ from pathlib import Path
 import nexapod
 
 PACKAGE_ROOT = Path(nexapod.__file__).parent
-NODE_MAY_IMPORT = {"nexapod.node", "nexapod.protocol", "nexapod.crypto", "nexapod.workloads",
-                   "nexapod.errors", "nexapod.logs"}
+NODE_MAY_IMPORT = {
+    "nexapod.node",
+    "nexapod.protocol",
+    "nexapod.crypto",
+    "nexapod.workloads",
+    "nexapod.errors",
+    "nexapod.logs",
+}
 SANDBOX_MAY_IMPORT = {"nexapod.workloads", "nexapod.errors"}
 
 

@@ -43,8 +43,14 @@ def _node(tmp_path: Path, url: str, index: int, user: str) -> tuple[NodeHome, st
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "nexapod", *args], capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "nexapod", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_atlas_job_across_sandboxed_node_processes(
@@ -54,7 +60,8 @@ def test_atlas_job_across_sandboxed_node_processes(
     homes = [_node(tmp_path, url, 0, "alice"), _node(tmp_path, url, 1, "bob")]
     key = SigningKey.load(tmp_path / "keys" / "users" / "alice.key")
     request = SubmitJobRequest(
-        workload="atlas", params=PARAMS,
+        workload="atlas",
+        params=PARAMS,
         dataset=SyntheticDataset(kind="synthetic", n_spectra=N_SPECTRA, seed=SEED),
     )
     with CoordinatorClient(url, Signer(key, "user:alice")) as client:
@@ -64,9 +71,22 @@ def test_atlas_job_across_sandboxed_node_processes(
     logs = [(tmp_path / f"node{i}.log").open("w") for i in range(2)]
     nodes = [
         subprocess.Popen(
-            [sys.executable, "-m", "nexapod", "node", "run", "--coordinator", url,
-             "--home", str(home.root), "--executor", "bwrap"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "nexapod",
+                "node",
+                "run",
+                "--coordinator",
+                url,
+                "--home",
+                str(home.root),
+                "--executor",
+                "bwrap",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         for (home, _), log in zip(homes, logs, strict=True)
     ]
@@ -74,7 +94,8 @@ def test_atlas_job_across_sandboxed_node_processes(
         with CoordinatorClient(url) as client:
             done = wait_until(
                 lambda: (v := client.get_job(job.job_id)).status in ("done", "failed") and v,
-                180, "the job to finish",
+                180,
+                "the job to finish",
             )
     finally:
         for process in nodes:

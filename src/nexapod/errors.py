@@ -35,9 +35,7 @@ class NexaPodError(Exception):
     status: ClassVar[int] = 400
     area: ClassVar[str] = "nexapod"
 
-    def __init__(
-        self, name: str, detail: str, *, status: int | None = None, **extra: Any
-    ) -> None:
+    def __init__(self, name: str, detail: str, *, status: int | None = None, **extra: Any) -> None:
         assert name, "an error needs a name"
         assert "." not in name, "the area prefix is added by the class"
         super().__init__(detail)

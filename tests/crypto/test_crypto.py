@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import nexapod.crypto as crypto
+from nexapod import crypto
 from nexapod.crypto import (
     SigningKey,
     b64decode,

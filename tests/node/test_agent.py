@@ -83,7 +83,8 @@ def _agent(tmp_path: Path, url: str, command: list[str], memory_bytes_max: int) 
 def _submit(tmp_path: Path, url: str) -> str:
     key = SigningKey.load(tmp_path / "keys" / "users" / "alice.key")
     request = SubmitJobRequest(
-        workload="atlas", params={"block_size": 64, "k": 4, "embedding_dim": 64},
+        workload="atlas",
+        params={"block_size": 64, "k": 4, "embedding_dim": 64},
         dataset=SyntheticDataset(kind="synthetic", n_spectra=100, seed=1),
     )
     with CoordinatorClient(url, Signer(key, "user:alice")) as client:
@@ -93,8 +94,11 @@ def _submit(tmp_path: Path, url: str) -> str:
 @pytest.mark.parametrize(
     ("program", "code", "says"),
     [
-        ("import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)", "failed",
-         "Error"),
+        (
+            "import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)",
+            "failed",
+            "Error",
+        ),
         ("open('{outside}', 'w').write('escaped')", "failed", "Error"),
         ("import numpy; numpy.ones(1 << 30)", "memory", "memory"),
     ],

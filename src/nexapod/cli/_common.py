@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -29,9 +29,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 CoordinatorOption = Annotated[
     str,
-    typer.Option(
-        "--coordinator", envvar="NEXAPOD_COORDINATOR", help="The coordinator's base URL."
-    ),
+    typer.Option("--coordinator", envvar="NEXAPOD_COORDINATOR", help="The coordinator's base URL."),
 ]
 NodeHomeOption = Annotated[
     Path | None,
@@ -59,5 +57,3 @@ def reporting_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-
-

@@ -18,8 +18,11 @@ app = typer.Typer(help="Run the coordinator.", no_args_is_help=True)
 def serve(
     db: Annotated[
         str | None,
-        typer.Option("--db", envvar="NEXAPOD_DATABASE_URL",
-                     help="Database URL (default: SQLite in the data directory)."),
+        typer.Option(
+            "--db",
+            envvar="NEXAPOD_DATABASE_URL",
+            help="Database URL (default: SQLite in the data directory).",
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8750,

@@ -110,14 +110,34 @@ def _spawn(name: str, argv: list[str], log_path: Path) -> DemoProcess:
 
 
 def _start_coordinator(root: Path, port: int) -> DemoProcess:
-    argv = [sys.executable, "-m", "nexapod", "coordinator", "serve", "--port", str(port),
-            "--data-dir", str(root / "coordinator")]
+    argv = [
+        sys.executable,
+        "-m",
+        "nexapod",
+        "coordinator",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(root / "coordinator"),
+    ]
     return _spawn("coordinator", argv, root / "logs" / "coordinator.log")
 
 
 def _start_node(root: Path, url: str, index: int, executor: str) -> DemoProcess:
-    argv = [sys.executable, "-m", "nexapod", "node", "run", "--coordinator", url,
-            "--home", str(root / f"node{index}"), "--executor", executor]
+    argv = [
+        sys.executable,
+        "-m",
+        "nexapod",
+        "node",
+        "run",
+        "--coordinator",
+        url,
+        "--home",
+        str(root / f"node{index}"),
+        "--executor",
+        executor,
+    ]
     return _spawn(f"node{index}", argv, root / "logs" / f"node{index}.log")
 
 
@@ -130,7 +150,7 @@ def _wait_healthy(url: str, coordinator: DemoProcess) -> None:
             try:
                 client.health()
                 return
-            except Exception:  # noqa: BLE001 - not up yet; any failure means "wait"
+            except Exception:
                 time.sleep(0.2)
     fail(f"the coordinator did not answer within {STARTUP_S_MAX:g} s; see {coordinator.log.name}")
 
@@ -158,9 +178,11 @@ def _submit(root: Path, url: str, spectra: int) -> JobView:
         params={},
         dataset=SyntheticDataset(kind="synthetic", n_spectra=spectra, seed=7),
     )
-    with console.status(f"embedding {spectra} synthetic spectra and planning the job…"):
-        with CoordinatorClient(url, Signer(key, f"user:{USERS[0]}")) as client:
-            return client.submit_job(request)
+    with (
+        console.status(f"embedding {spectra} synthetic spectra and planning the job…"),
+        CoordinatorClient(url, Signer(key, f"user:{USERS[0]}")) as client,
+    ):
+        return client.submit_job(request)
 
 
 def _follow(
@@ -188,8 +210,10 @@ def _follow(
                     fail(f"{proc.name} exited early; see {proc.log.name}")
             time.sleep(POLL_S)
             job = client.get_job(job.job_id)
-            status = "merging the atlas…" if job.status == "merging" else (
-                f"{job.work_flops_done / 1e12:.2f}/{job.work_flops_total / 1e12:.2f} TFLOP"
+            status = (
+                "merging the atlas…"
+                if job.status == "merging"
+                else (f"{job.work_flops_done / 1e12:.2f}/{job.work_flops_total / 1e12:.2f} TFLOP")
             )
             progress.update(overall, completed=job.units_done, info=status)
             for node in job.nodes:
@@ -212,8 +236,11 @@ def _report(url: str, job: JobView) -> None:
         table.add_column(column, justify="right" if column != "user" else "left")
     for node in job.nodes:
         table.add_row(
-            node.node_id[:12], node.username, str(node.units_done),
-            f"{node.verified_flops:,}", f"{node.compute_ms / 1000:.1f}",
+            node.node_id[:12],
+            node.username,
+            str(node.units_done),
+            f"{node.verified_flops:,}",
+            f"{node.compute_ms / 1000:.1f}",
         )
     console.print(table)
     console.print(

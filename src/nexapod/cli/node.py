@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -54,12 +54,13 @@ def init(
             f"node key created in {_home(home).root}\n"
             f"  cpu: {profile['cpu_model']} ({profile['cpu_cores']} cores), "
             f"memory: {profile['memory_bytes'] // MIB} MiB, gpus: {len(profile['gpus'])}\n"
-            f"  fingerprint: {state['fingerprint'][:16]}…  runner: {state['runner_tree_hash'][:16]}…",
+            f"  fingerprint: {state['fingerprint'][:16]}…  "
+            f"runner: {state['runner_tree_hash'][:16]}…",
             highlight=False,
         )
 
 
-def init_node(home: NodeHome, *, force: bool = False, fingerprint_salt: str = "") -> dict[str, object]:
+def init_node(home: NodeHome, *, force: bool = False, fingerprint_salt: str = "") -> dict[str, Any]:
     return home.init(force=force, fingerprint_salt=fingerprint_salt)
 
 
@@ -80,8 +81,7 @@ def register(
             _home(home), coordinator, user, keys_dir or default_keys_dir(), benchmark_s
         )
         console.print(
-            f"node {node_id} registered for {user} at {coordinator}: "
-            f"{capacity / 1e9:.1f} GFLOP/s",
+            f"node {node_id} registered for {user} at {coordinator}: {capacity / 1e9:.1f} GFLOP/s",
             highlight=False,
         )
 
@@ -135,10 +135,10 @@ def run(
     ] = "WARNING",
 ) -> None:
     """Lease work units, run each in the sandbox, and upload signed results."""
+    from nexapod.logs import configure_logging
     from nexapod.node.agent import AgentConfig, NodeAgent, UnitEvent
     from nexapod.node.cache import BlockCache
     from nexapod.node.client import CoordinatorClient, Signer
-    from nexapod.logs import configure_logging
     from nexapod.node.executors import make_executor
 
     with reporting_errors():
@@ -188,7 +188,9 @@ def run(
                 agent.stop()
 
             signal.signal(signal.SIGTERM, on_signal)
-            console.print(f"node {node_id} running for {coordinator} with the {sandbox.name} sandbox")
+            console.print(
+                f"node {node_id} running for {coordinator} with the {sandbox.name} sandbox"
+            )
             started = time.monotonic()
             summary = agent.run()
         console.print(

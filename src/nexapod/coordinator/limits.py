@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["BodySizeLimit"]
 
 
-class _TooLarge(Exception):
+class _TooLargeError(Exception):
     pass
 
 
@@ -39,7 +39,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received_bytes += len(message.get("body", b""))
                 if received_bytes > self.body_bytes_max:
-                    raise _TooLarge
+                    raise _TooLargeError
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -50,7 +50,7 @@ class BodySizeLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
+        except _TooLargeError:
             if not response_started:
                 await self._refuse(send, received_bytes)
 

@@ -59,7 +59,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     errors = list(exc.errors())[:VALIDATION_ERRORS_MAX]
     if any(error.get("type") == "json_invalid" for error in errors):
         return problem_response(
-            400, "protocol.malformed_json", "the request body is not valid JSON",
+            400,
+            "protocol.malformed_json",
+            "the request body is not valid JSON",
             instance=request.url.path,
         )
     fields = [
@@ -88,5 +90,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("request.failed", extra={"path": request.url.path})
     return problem_response(
-        500, "internal", "the coordinator failed; the operator has the log", instance=request.url.path
+        500,
+        "internal",
+        "the coordinator failed; the operator has the log",
+        instance=request.url.path,
     )

@@ -64,8 +64,19 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
     environment = dict(os.environ)
     for name, value in settings.model_dump(exclude_none=True).items():
         environment[f"NEXAPOD_{name.upper()}"] = str(value)
-    argv = [sys.executable, "-m", "nexapod", "coordinator", "worker", "--host", host,
-            "--port", str(port), "--log-level", log_level]
+    argv = [
+        sys.executable,
+        "-m",
+        "nexapod",
+        "coordinator",
+        "worker",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+    ]
     children = [subprocess.Popen(argv, env=environment) for _ in range(workers)]
     stopping = False
 

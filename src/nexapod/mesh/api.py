@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
@@ -29,7 +29,9 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["mesh"])
 
 JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
-OCTET_STREAM = {200: {"content": {"application/octet-stream": {}}, "description": "Bytes"}}
+OCTET_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "Bytes"}
+}
 
 
 @router.post("/jobs", status_code=201, responses=SIGNED_PROBLEM_RESPONSES)

@@ -117,8 +117,9 @@ def check_result(spec_json: str, data: bytes) -> None:
     atlas.decode_unit_result(data, shape, params.k, spec["n_spectra"])
 
 
-def merge_results(n_items: int, params: dict[str, int | str],
-                  results: Iterable[tuple[str, bytes]]) -> bytes:
+def merge_results(
+    n_items: int, params: dict[str, int | str], results: Iterable[tuple[str, bytes]]
+) -> bytes:
     """Merge every unit's result (spec JSON, bytes) into the global kNN graph's bytes."""
     k = atlas.AtlasParams.from_dict(params).k
 

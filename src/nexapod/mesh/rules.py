@@ -37,9 +37,7 @@ def lease_duration_s(work_flops: int, capacity_flops_per_s: int, timing: LeaseTi
     return max(timing.lease_s_min, min(timing.lease_s_max, expected_s * timing.slack_factor))
 
 
-def unit_status_after_lost_lease(
-    attempts: int, attempts_max: int
-) -> Literal["queued", "failed"]:
+def unit_status_after_lost_lease(attempts: int, attempts_max: int) -> Literal["queued", "failed"]:
     """A unit whose lease expired or failed goes back to the queue, until it ran out of tries."""
     assert attempts >= 1
     assert attempts_max >= 1

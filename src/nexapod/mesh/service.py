@@ -70,7 +70,10 @@ def plan_job(request: SubmitJobRequest, limits: MeshLimits) -> atlas_jobs.JobPla
 
 
 def submit_job(
-    uow: UnitOfWork, username: str, request: SubmitJobRequest, plan: atlas_jobs.JobPlan,
+    uow: UnitOfWork,
+    username: str,
+    request: SubmitJobRequest,
+    plan: atlas_jobs.JobPlan,
     now_ms: int,
 ) -> JobView:
     """Queue a planned job's blocks and units, all in one transaction."""
@@ -185,8 +188,14 @@ def lease_units(
     expire_overdue_leases(uow, now_ms, limits.unit_attempts_max)
     count = min(units_max, limits.leases_per_request_max)
     query = (
-        select(UnitRow.unit_id, UnitRow.job_id, UnitRow.work_flops, UnitRow.spec_json,
-               UnitRow.inputs_json, JobRow.workload)
+        select(
+            UnitRow.unit_id,
+            UnitRow.job_id,
+            UnitRow.work_flops,
+            UnitRow.spec_json,
+            UnitRow.inputs_json,
+            JobRow.workload,
+        )
         .join(JobRow, JobRow.job_id == UnitRow.job_id)
         .where(UnitRow.status == "queued", JobRow.status == "running")
         .order_by(UnitRow.unit_id)
@@ -217,8 +226,9 @@ def lease_units(
         )
         session.execute(
             update(JobRow)
-            .where(JobRow.job_id.in_({unit.job_id for unit in units}),
-                   JobRow.started_at_ms.is_(None))
+            .where(
+                JobRow.job_id.in_({unit.job_id for unit in units}), JobRow.started_at_ms.is_(None)
+            )
             .values(started_at_ms=now_ms)
         )
     uow.commit()
@@ -268,8 +278,13 @@ def check_results(
     leases = {
         lease_id: (lease_node_id, unit_id, job_id, spec_json)
         for lease_id, lease_node_id, unit_id, job_id, spec_json in session.execute(
-            select(LeaseRow.lease_id, LeaseRow.node_id, LeaseRow.unit_id, LeaseRow.job_id,
-                   UnitRow.spec_json)
+            select(
+                LeaseRow.lease_id,
+                LeaseRow.node_id,
+                LeaseRow.unit_id,
+                LeaseRow.job_id,
+                UnitRow.spec_json,
+            )
             .join(UnitRow, UnitRow.unit_id == LeaseRow.unit_id)
             .where(LeaseRow.lease_id.in_(lease_ids))
         )
@@ -290,8 +305,9 @@ def check_results(
         data = _decode_result_bytes(item.result_b64, limits.result_bytes_max, index)
         if sha256_hex(data) != document.result_sha256:
             raise errors.result_hash_mismatch(index)
-        if not verify_document(node.public_key, item.signature, PURPOSE_RESULT,
-                               document.model_dump()):
+        if not verify_document(
+            node.public_key, item.signature, PURPOSE_RESULT, document.model_dump()
+        ):
             raise errors.result_signature_invalid(index)
         atlas_jobs.check_result(spec_json, data)
         checked.append(CheckedResult(index, item, data))
@@ -318,8 +334,16 @@ def record_results(
     leases = {
         row.lease_id: row
         for row in session.execute(
-            select(LeaseRow.lease_id, LeaseRow.node_id, LeaseRow.status, LeaseRow.deadline_at_ms,
-                   UnitRow.unit_id, UnitRow.job_id, UnitRow.work_flops, UnitRow.status.label("unit_status"))
+            select(
+                LeaseRow.lease_id,
+                LeaseRow.node_id,
+                LeaseRow.status,
+                LeaseRow.deadline_at_ms,
+                UnitRow.unit_id,
+                UnitRow.job_id,
+                UnitRow.work_flops,
+                UnitRow.status.label("unit_status"),
+            )
             .join(UnitRow, UnitRow.unit_id == LeaseRow.unit_id)
             .where(LeaseRow.lease_id.in_(lease_ids))
         )
@@ -342,24 +366,38 @@ def record_results(
         if earlier is not None:
             if earlier[0] != document.result_sha256:
                 raise errors.result_conflict(lease.lease_id, result.index)
-            acks.append(ResultAck(lease_id=lease.lease_id, unit_id=lease.unit_id,
-                                  status="duplicate", verified_flops=earlier[1]))
+            acks.append(
+                ResultAck(
+                    lease_id=lease.lease_id,
+                    unit_id=lease.unit_id,
+                    status="duplicate",
+                    verified_flops=earlier[1],
+                )
+            )
             continue
         if lease.status != "active" or lease.deadline_at_ms < now_ms:
             raise errors.lease_expired(lease.lease_id, result.index)
         assert lease.unit_status == "leased", "an active lease holds a leased unit"
         accepted[lease.lease_id] = (document.result_sha256, lease.work_flops)
-        new_results.append(_result_row(result, lease.unit_id, lease.job_id, lease.work_flops,
-                                       node_id, now_ms))
-        acks.append(ResultAck(lease_id=lease.lease_id, unit_id=lease.unit_id,
-                              status="accepted", verified_flops=lease.work_flops))
+        new_results.append(
+            _result_row(result, lease.unit_id, lease.job_id, lease.work_flops, node_id, now_ms)
+        )
+        acks.append(
+            ResultAck(
+                lease_id=lease.lease_id,
+                unit_id=lease.unit_id,
+                status="accepted",
+                verified_flops=lease.work_flops,
+            )
+        )
     completed_jobs = _store_new_results(uow, new_results, node_id, now_ms) if new_results else []
     uow.commit()
     return acks, completed_jobs
 
 
-def _result_row(result: CheckedResult, unit_id: int, job_id: str, work_flops: int,
-                node_id: str, now_ms: int) -> dict[str, object]:
+def _result_row(
+    result: CheckedResult, unit_id: int, job_id: str, work_flops: int, node_id: str, now_ms: int
+) -> dict[str, object]:
     document = result.item.document
     return {
         "lease_id": document.lease_id,
@@ -376,20 +414,23 @@ def _result_row(result: CheckedResult, unit_id: int, job_id: str, work_flops: in
     }
 
 
-def _store_new_results(uow: UnitOfWork, rows: list[dict[str, object]], node_id: str,
-                       now_ms: int) -> list[str]:
+def _store_new_results(
+    uow: UnitOfWork, rows: list[dict[str, object]], node_id: str, now_ms: int
+) -> list[str]:
     """Insert accepted results, close their leases and units, count them in their jobs."""
     session = uow.session
     session.execute(insert(ResultRow), rows)
     lease_ids = [row["lease_id"] for row in rows]
     unit_ids = [row["unit_id"] for row in rows]
     closed = session.execute(
-        update(LeaseRow).where(LeaseRow.lease_id.in_(lease_ids), LeaseRow.status == "active")
+        update(LeaseRow)
+        .where(LeaseRow.lease_id.in_(lease_ids), LeaseRow.status == "active")
         .values(status="completed", ended_at_ms=now_ms)
     )
     assert closed.rowcount == len(rows), "every accepted lease was active"  # type: ignore[attr-defined]
     done = session.execute(
-        update(UnitRow).where(UnitRow.unit_id.in_(unit_ids), UnitRow.status == "leased")
+        update(UnitRow)
+        .where(UnitRow.unit_id.in_(unit_ids), UnitRow.status == "leased")
         .values(status="done", done_by_node_id=node_id)
     )
     assert done.rowcount == len(rows), "every accepted unit was leased"  # type: ignore[attr-defined]
@@ -423,7 +464,12 @@ def _decode_result_bytes(text: str, size_bytes_max: int, index: int) -> bytes:
 
 
 def report_failure(
-    uow: UnitOfWork, node_id: str, lease_id: str, code: str, detail: str, now_ms: int,
+    uow: UnitOfWork,
+    node_id: str,
+    lease_id: str,
+    code: str,
+    detail: str,
+    now_ms: int,
     limits: MeshLimits,
 ) -> None:
     """A node reports that a unit failed on it: end the lease, requeue or fail the unit."""
@@ -472,8 +518,9 @@ def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_m
         if job.status != "merging":
             return False
         uow_write.session.add(
-            ProductRow(job_id=job_id, sha256=sha256_hex(product), created_at_ms=now_ms,
-                       data=product)
+            ProductRow(
+                job_id=job_id, sha256=sha256_hex(product), created_at_ms=now_ms, data=product
+            )
         )
         job.status = "done"
         job.finished_at_ms = now_ms
@@ -579,8 +626,11 @@ def _job_view(uow: UnitOfWork, job: JobRow) -> JobView:
         product_sha256=product_sha256,
         nodes=[
             NodeContribution(
-                node_id=node_id, username=username, units_done=int(units),
-                verified_flops=int(flops), compute_ms=int(compute_ms),
+                node_id=node_id,
+                username=username,
+                units_done=int(units),
+                verified_flops=int(flops),
+                compute_ms=int(compute_ms),
             )
             for node_id, username, units, flops, compute_ms in contributions
         ],

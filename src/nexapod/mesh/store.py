@@ -46,8 +46,9 @@ class BlockRow(Base):
 class UnitRow(Base):
     __tablename__ = "units"
 
-    unit_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                         primary_key=True, autoincrement=True)
+    unit_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.job_id"))
     unit_index: Mapped[int] = mapped_column(Integer)
     spec_json: Mapped[str] = mapped_column(Text)

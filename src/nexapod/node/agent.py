@@ -238,8 +238,9 @@ class NodeAgent:
             lease_s = (grant.deadline_at_ms - grant.granted_at_ms) / 1000
             wall_s_max = lease_s - (time.monotonic() - received_at) - DEADLINE_MARGIN_S
             if wall_s_max <= 0:
-                self._fail(grant, "deadline_passed", "the lease ran out before the unit began",
-                           0.0, io)
+                self._fail(
+                    grant, "deadline_passed", "the lease ran out before the unit began", 0.0, io
+                )
                 return
             limits = SandboxLimits(
                 memory_bytes_max=self.config.memory_bytes_max,
@@ -255,8 +256,9 @@ class NodeAgent:
                 return
             output = scratch / "out" / RESULT_FILE
             if not output.is_file():
-                self._fail(grant, "no_result", "the unit exited 0 without a result", result.wall_s,
-                           io)
+                self._fail(
+                    grant, "no_result", "the unit exited 0 without a result", result.wall_s, io
+                )
                 return
             data = output.read_bytes()
         finally:
@@ -313,7 +315,13 @@ class NodeAgent:
             detail=detail,
         )
         self.summary.events.append(event)
-        log_event(logger, f"unit.{kind}", lease_id=grant.lease_id, unit_id=grant.unit_id,
-                  detail=detail, wall_ms=int(wall_s * 1000))
+        log_event(
+            logger,
+            f"unit.{kind}",
+            lease_id=grant.lease_id,
+            unit_id=grant.unit_id,
+            detail=detail,
+            wall_ms=int(wall_s * 1000),
+        )
         if self.on_event is not None:
             self.on_event(event)

@@ -43,9 +43,7 @@ __all__ = [
 def register_user(uow: UnitOfWork, request: RegisterUserRequest, now_ms: int) -> UserView:
     """Register a username and key from a self-signed document (idempotent)."""
     document = request.document.model_dump()
-    if not verify_document(
-        document["public_key"], request.signature, PURPOSE_USER, document
-    ):
+    if not verify_document(document["public_key"], request.signature, PURPOSE_USER, document):
         raise errors.signature_invalid("the user registration document")
     session = uow.session
     existing = session.get(UserRow, request.document.username)
@@ -234,5 +232,3 @@ def _node_view(uow: UnitOfWork, row: NodeRow) -> NodeView:
         verified_flops=int(verified_flops),
         units_done=int(units_done),
     )
-
-

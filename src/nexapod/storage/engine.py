@@ -23,11 +23,11 @@ def make_engine(url: str) -> Engine:
         return _sqlite_engine(url, parsed.database)
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
-            url = parsed.set(drivername="postgresql+psycopg").render_as_string(
-                hide_password=False
-            )
+            url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
         return create_engine(url, pool_size=POOL_SIZE, max_overflow=10, pool_pre_ping=True)
-    raise ValueError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
+    raise ValueError(
+        f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
+    )
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:

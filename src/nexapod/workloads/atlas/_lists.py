@@ -45,8 +45,9 @@ def check_neighbour_lists(
     assert ids.ndim == 2
     if ids.shape[0] == 0:
         return
-    if valid_count is not None and _lists_hold(ids, sims, owner_start, id_start, id_stop,
-                                               valid_count):
+    if valid_count is not None and _lists_hold(
+        ids, sims, owner_start, id_start, id_stop, valid_count
+    ):
         return
     owners = owner_start + np.arange(ids.shape[0], dtype=np.int64)
     fail = _Failer(owners, what, code)
@@ -76,7 +77,11 @@ def check_neighbour_lists(
 
 
 def _lists_hold(
-    ids: Int64Array, sims: Float32Array, owner_start: int, id_start: int, id_stop: int,
+    ids: Int64Array,
+    sims: Float32Array,
+    owner_start: int,
+    id_start: int,
+    id_stop: int,
     valid_count: int,
 ) -> bool:
     """Every rule at once, in a few whole-array operations (results are checked on the

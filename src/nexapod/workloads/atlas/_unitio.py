@@ -54,7 +54,7 @@ class UnitInput:
     block_col: npt.NDArray[np.float32]
 
 
-def write_unit_input(  # noqa: PLR0917 (the node agent's contract is positional)
+def write_unit_input(
     scratch_dir: Path,
     shape: UnitShape,
     params: AtlasParams,
