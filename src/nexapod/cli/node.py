@@ -90,13 +90,17 @@ def register_node(
     home: NodeHome, coordinator: str, username: str, keys_dir: Path, benchmark_s: float
 ) -> tuple[str, int]:
     """Measure capacity, register the user if new, register the node; returns (id, FLOP/s)."""
+    from threadpoolctl import threadpool_limits
+
     from nexapod.node.client import CoordinatorClient
     from nexapod.workloads.atlas import measure_capacity_flops_per_s
 
     state = home.state()
     node_key = home.key()
     user_key, _ = load_or_create_user_key(keys_dir, username)
-    capacity = measure_capacity_flops_per_s(duration_s=benchmark_s)
+    # Units run with one BLAS thread each (the agent's default); measure the same way.
+    with threadpool_limits(limits=1):
+        capacity = measure_capacity_flops_per_s(duration_s=benchmark_s)
     with CoordinatorClient(coordinator) as client:
         client.register_user(user_registration(username, user_key))
         view = client.register_node(
