@@ -49,7 +49,6 @@ class Settings(BaseSettings):
     lease_slack_factor: int = Field(10, ge=1, le=1000)
     unit_attempts_max: int = Field(5, ge=1, le=100)
     page_size_max: int = Field(200, ge=1, le=10_000)
-    nonce_prune_interval_s: int = Field(10, ge=1, le=3600)
 
     @classmethod
     def settings_customise_sources(
