@@ -14,7 +14,7 @@ from nexapod.cli.node import init_node, register_node
 from nexapod.crypto import SigningKey, sha256_hex
 from nexapod.node.client import CoordinatorClient, Signer
 from nexapod.node.home import NodeHome
-from nexapod.protocol.v1 import SubmitJobRequest, SyntheticDataset
+from nexapod.protocol.v1 import JobView, SubmitJobRequest, SyntheticDataset
 from nexapod.workloads import atlas
 from tests.processes import CoordinatorProcess, wait_until
 
@@ -92,11 +92,16 @@ def test_atlas_job_across_sandboxed_node_processes(
     ]
     try:
         with CoordinatorClient(url) as client:
-            done = wait_until(
-                lambda: (v := client.get_job(job.job_id)).status in ("done", "failed") and v,
-                180,
-                "the job to finish",
-            )
+
+            def finished() -> JobView | None:
+                for process in nodes:
+                    assert process.poll() is None, (tmp_path / "node0.log").read_text() + (
+                        tmp_path / "node1.log"
+                    ).read_text()
+                view = client.get_job(job.job_id)
+                return view if view.status in ("done", "failed") else None
+
+            done = wait_until(finished, 180, "the job to finish")
     finally:
         for process in nodes:
             process.terminate()

@@ -139,7 +139,7 @@ class NodeAgent:
         ):
             while not self._stopping:
                 if asking is not None and asking.done():
-                    granted = self._take_grants(asking.result(), pending, io)
+                    granted = self._take_grants(self._lease_answer(asking), pending, io)
                     leased_total += granted
                     asking = None
                     if not granted:
@@ -172,7 +172,7 @@ class NodeAgent:
             for upload in uploads:
                 upload.result()
             if asking is not None:
-                self._take_grants(asking.result(), pending, io)
+                self._take_grants(self._lease_answer(asking), pending, io)
             for grant, prepared, _ in pending:  # stopped early: give the work back
                 prepared.cancel()
                 self._report_failure(grant, "node_stopping", "the node stopped before this unit")
@@ -186,6 +186,24 @@ class NodeAgent:
         if self.config.units_max is not None:
             want = min(want, self.config.units_max - leased_total)
         return want
+
+    def _lease_answer(self, asking: Future[LeaseResponse]) -> LeaseResponse:
+        """The lease response; a coordinator failure (5xx, unreachable) is waited out.
+
+        A refusal (4xx: unknown node, bad signature, clock skew) needs the operator, so it
+        stops the agent with the coordinator's message.
+        """
+        try:
+            return asking.result()
+        except RemoteError as exc:
+            if exc.http_status < 500:
+                raise
+            log_event(logger, "lease.failed", status=exc.http_status, code=exc.code)
+        except NexaPodError as exc:
+            if exc.code != "nexapod.unreachable":
+                raise
+            log_event(logger, "lease.failed", code=exc.code)
+        return LeaseResponse(leases=[], retry_after_s=int(self.config.poll_s_max))
 
     def _take_grants(
         self,
