@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,12 @@ def test_missing_file(tmp_path: Path) -> None:
     assert caught.value.code == "workload.dataset_invalid"
 
 
-@pytest.mark.skipif(HAS_MATCHMS, reason="matchms is installed")
-def test_matchms_reader_says_how_to_install(tmp_path: Path) -> None:
+def test_matchms_reader_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [m for m in sys.modules if m == "matchms" or m.startswith("matchms.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matchms", None)  # as if it were not installed
     path = tmp_path / "small.mgf"
     path.write_bytes(VALID_MGF)
     with pytest.raises(WorkloadError) as caught:
