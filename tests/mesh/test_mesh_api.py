@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from nexapod.coordinator.app import create_app
 from nexapod.coordinator.maintenance import run_maintenance_once
-from nexapod.crypto import sha256_hex
+from nexapod.crypto import b64encode, sha256_hex
 from nexapod.protocol.v1 import LeaseGrant
 from nexapod.settings import Settings
 from nexapod.workloads import atlas
@@ -340,3 +340,45 @@ def test_only_users_submit_jobs(
     assert alice_again.status_code == 422
     assert alice_again.json()["code"] == "workload.params_invalid"
     assert mesh_api.get("/v1/jobs").json()["jobs"] == []
+
+
+def _mgf(spectra: list[atlas.Spectrum]) -> bytes:
+    lines = []
+    for spectrum in spectra:
+        lines += ["BEGIN IONS", f"TITLE={spectrum.identifier}", f"PEPMASS={spectrum.precursor_mz}"]
+        lines += [
+            f"{mz:.5f} {i:.3f}" for mz, i in zip(spectrum.mz, spectrum.intensity, strict=True)
+        ]
+        lines.append("END IONS")
+    return "\n".join(lines).encode()
+
+
+def test_mgf_job_builds_the_atlas_of_the_file(
+    mesh_api: TestClient, clock: Clock, actors: tuple[Actor, Actor, Actor]
+) -> None:
+    alice, node, _ = actors
+    spectra = atlas.synthetic_spectra(90, seed=4)
+    mgf = _mgf(spectra)
+    body = {
+        "workload": "atlas",
+        "params": {"block_size": 32, "k": 3, "embedding_dim": 128},
+        "dataset": {"kind": "mgf", "name": "tiny.mgf", "mgf_b64": b64encode(mgf)},
+    }
+    response = signed(mesh_api, alice, "POST", "/v1/jobs", body, timestamp_s=clock.s)
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["n_items"] == 90
+    assert job["units_total"] == 6
+    grants = _lease(mesh_api, node, clock, 6)
+    items = [result_item(node, g, _compute(mesh_api, g)) for g in grants]
+    assert _submit_results(mesh_api, node, clock, items).status_code == 200
+    run_maintenance_once(mesh_api.app.state.context)
+    graph = atlas.decode_graph(mesh_api.get(f"/v1/jobs/{job['job_id']}/product").content)
+    params = atlas.AtlasParams(block_size=32, k=3, embedding_dim=128)
+    reference = atlas.brute_force_knn(atlas.embed_spectra(atlas.read_mgf(mgf, 100), params), 3)
+    np.testing.assert_allclose(graph.sims, reference.sims, atol=1e-5)
+
+    broken = {**body, "dataset": {**body["dataset"], "mgf_b64": b64encode(b"BEGIN IONS\n1 2\n")}}
+    refused = signed(mesh_api, alice, "POST", "/v1/jobs", broken, timestamp_s=clock.s)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "workload.dataset_invalid"
