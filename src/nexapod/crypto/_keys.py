@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 PUBLIC_KEY_BYTES = 32
+PUBLIC_KEYS_CACHED_MAX = 4096
 SIGNATURE_BYTES = 64
 
 
@@ -66,8 +68,13 @@ def key_id(public_key_b64: str) -> str:
     return sha256_hex(b64decode(public_key_b64))
 
 
+@functools.lru_cache(maxsize=PUBLIC_KEYS_CACHED_MAX)
 def load_public_key(public_key_b64: str) -> Ed25519PublicKey:
-    """Parse a public key; raises ``ValueError`` when it is not 32 bytes of Ed25519."""
+    """Parse a public key; raises ``ValueError`` when it is not 32 bytes of Ed25519.
+
+    Parsed keys are immutable, so the most recent ones are kept: a coordinator checks
+    the same nodes' signatures over and over.
+    """
     raw = b64decode(public_key_b64, length_max=64)
     if len(raw) != PUBLIC_KEY_BYTES:
         raise ValueError(f"an Ed25519 public key has {PUBLIC_KEY_BYTES} bytes, not {len(raw)}")

@@ -6,6 +6,7 @@ it through three functions (plan, check, merge).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -112,9 +113,16 @@ def _too_many(count: int, count_max: int) -> WorkloadError:
 def check_result(spec_json: str, data: bytes) -> None:
     """Refuse a result whose bytes do not decode to the unit's exact shape."""
     spec = json.loads(spec_json)
-    params = atlas.AtlasParams.from_dict(spec["params"])
     shape = atlas.UnitShape.from_dict(spec["shape"])
-    atlas.decode_unit_result(data, shape, params.k, spec["n_spectra"])
+    atlas.decode_unit_result(
+        data, shape, _job_k(json.dumps(spec["params"], sort_keys=True)), spec["n_spectra"]
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _job_k(params_json: str) -> int:
+    """k of a job's params (every unit of a job shares them: parse them once)."""
+    return atlas.AtlasParams.from_dict(json.loads(params_json)).k
 
 
 def merge_results(

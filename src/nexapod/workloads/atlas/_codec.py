@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from nexapod.errors import WorkloadError
 from nexapod.workloads.atlas._kernel import UnitResult
-from nexapod.workloads.atlas._lists import check_neighbour_lists
+from nexapod.workloads.atlas._lists import check_neighbour_lists, unit_lists_hold
 from nexapod.workloads.atlas._params import K_MAX, K_MIN, SPECTRA_MAX, require_int
 from nexapod.workloads.atlas._plan import UnitShape
 
@@ -119,6 +119,16 @@ def decode_unit_result(
 
 def _check_result(result: UnitResult, shape: UnitShape, k: int) -> None:
     row_candidates = shape.n_cols - 1 if shape.is_diagonal else shape.n_cols
+    if unit_lists_hold(
+        result.row_ids,
+        result.row_sims,
+        result.col_ids,
+        result.col_sims,
+        shape,
+        min(k, row_candidates),
+        min(k, shape.n_rows),
+    ):
+        return  # the common case, checked in one pass; otherwise name the first defect
     check_neighbour_lists(
         result.row_ids,
         result.row_sims,

@@ -1,24 +1,50 @@
 """The hot kernel: one block pair's similarities and exact top-k in both directions.
 
-One float32 matmul ``S = block_row @ block_col.T`` does all the FLOPs; the selection
+One float32 product ``S = block_row @ block_col.T`` does all the FLOPs; the selection
 must stay a small fraction of it (bench/kernel.py measures it against the bare matmul
-and faiss). A full sort or argpartition of S would cost a quarter of the matmul, so:
+and faiss). A full sort or argpartition of S would cost a quarter of the matmul.
 
-1. Threshold. Split each row of S into G >= k groups (strided columns, so numpy reduces
-   over long contiguous runs) and take each group's maximum. The k-th largest group
-   maximum ``t`` is a value of k distinct entries, so the row's k-th largest entry is
-   >= t: every entry of the exact top-k (ties included) is in ``{S >= t}``. Typically
-   that set holds barely more than k entries.
-2. Candidates. Comparison passes write one byte mask for both directions (entry >= its
-   row's threshold, or >= its column's); one scan lists its non-zero positions.
-3. Order. Each candidate becomes one uint64 key ``owner << 48 | desc(sim) << 16 | other``
-   (local indices fit 16 bits as block_size <= 65536; ``desc`` maps float32 to uint32 so
-   that a larger similarity gives a smaller key), and one sort orders candidates by
-   owner, similarity descending, then index ascending: the contract's tie rule, exact.
+S is never held whole: a node runs one unit per core, S is 64 MiB at 4096 x 4096 and
+256 MiB at 8192 x 8192, so every pass over it streams DRAM and two units on one node
+fight for the bandwidth. S is computed and selected one row strip at a time, each strip
+(about ``_STRIP_BYTES_MAX``) still in the shared cache while it is selected
+(``_kernel_strips`` holds the per-strip steps):
 
-Columns get the same treatment on row groups. -0.0 is turned into +0.0 first, so equal
-similarities always compare equal. A diagonal unit masks S's diagonal with -inf: a
-spectrum is never its own neighbour.
+1. Rows. A strip holds whole rows. Split a row into G >= k groups (strided columns, so
+   numpy reduces over long contiguous runs) and take each group's maximum: the k-th
+   largest group maximum ``t`` is a value of k distinct entries, so the row's k-th
+   largest entry is >= t and its exact top-k (ties included) lies in ``{S >= t}``,
+   typically barely more than k entries.
+2. Columns. A column is spread over all strips, so each column's exact top-k over the
+   rows seen so far is kept as sort keys. Rows come in index order: a later entry that
+   only ties a column's k-th best loses the tie, so a strip offers a column only the
+   entries above that k-th best (the first strip uses its own row-group maxima). With
+   rows in random order a strip beats it about ``k * strip_rows / rows_seen`` times:
+   a few k candidates per column in all, and the keys are compacted to k per column
+   whenever they pile up, so memory stays O(n_cols * k) for any order.
+3. Order. One mask and one scan per strip give both directions' candidates; each
+   becomes one uint64 key ``owner << 48 | desc(sim) << 16 | other`` (``desc`` maps
+   float32 to uint32 so that a larger similarity gives a smaller key), and one sort
+   orders them by owner, similarity descending, then index ascending: the contract's
+   tie rule, exact.
+
+Strips are whole rows of S, a multiple of ``_STRIP_ROWS_ALIGN`` = 96 rows high: a BLAS
+computes a product row with the same instructions wherever a strip starts at a multiple
+of its register block (OpenBLAS on Haswell and Zen: 12 rows; 96 is a multiple of the
+usual 4, 6, 8, 12, 16, 24, 32 and 48), so the strips are bit for bit the rows of the
+one-call product and off-diagonal results equal those of the one-matmul kernel,
+``_compute_unit_reference`` (a test checks it). Column tiles would not keep that: a
+column's bits depend on how the BLAS partitions the columns.
+
+Diagonal units compute each pair once, as numpy's syrk does for ``A @ A.T``: strip
+``[start, stop)`` covers columns ``start..n``, the entries ``j <= i`` of its leading
+square are set to -inf, a spectrum's neighbours ``j > i`` come from its row and ``i < j``
+from its column, and one sort merges the two. The leading squares are computed in full:
+``strip_rows / n`` more multiplies than syrk. The result is exact for that (symmetric)
+product; its last bits may differ from syrk's, as they may between two honest nodes
+(docs/atlas.md). A spectrum is never its own neighbour.
+
+-0.0 is turned into +0.0 first, so equal similarities always compare equal.
 """
 
 from __future__ import annotations
@@ -29,6 +55,16 @@ import numpy as np
 import numpy.typing as npt
 
 from nexapod.errors import WorkloadError
+from nexapod.workloads.atlas._kernel_strips import (
+    FINITE_MIN,
+    ColumnTopK,
+    StripBuffers,
+    desc_key,
+    from_desc_key,
+    row_thresholds,
+    strip_keys,
+    top_k,
+)
 from nexapod.workloads.atlas._params import BLOCK_SIZE_MAX, K_MAX, K_MIN, require_int
 from nexapod.workloads.atlas._plan import UnitShape
 
@@ -36,18 +72,19 @@ __all__ = ["UnitResult", "compute_unit", "desc_key", "from_desc_key"]
 
 Float32Array = npt.NDArray[np.float32]
 Int64Array = npt.NDArray[np.int64]
-UInt32Array = npt.NDArray[np.uint32]
 UInt64Array = npt.NDArray[np.uint64]
 
-# Group sizes: G >= 8k (rows) or 4k (columns) groups leave few candidates beyond the
-# top-k; the caps keep the group-maximum passes fast (measured on 2048 x 2048 blocks).
-_ROW_GROUPS_PER_K = 8
-_ROW_GROUP_SIZE_MAX = 16
+# A strip of S is at most this many bytes (at least _STRIP_ROWS_ALIGN rows): small
+# enough that two units' strips stay in a shared 32 MiB L3 while they are selected,
+# large enough that the matmul's repacking of block_col per strip stays cheap.
+_STRIP_BYTES_MAX = 8 << 20
+_STRIP_ROWS_ALIGN = 96
+_FLOAT32_BYTES = 4
+_STRIPS_MAX = BLOCK_SIZE_MAX // _STRIP_ROWS_ALIGN + 1
+# Reference kernel only (see _compute_unit_reference).
 _COL_GROUPS_PER_K = 4
 _COL_GROUP_SIZE_MAX = 32
 _COMPARE_CHUNK_ROWS = 64
-_LOW16 = np.uint64(0xFFFF)
-_LOW31 = np.int32(0x7FFFFFFF)
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,43 +116,103 @@ class UnitResult:
 def compute_unit(
     block_row: Float32Array, block_col: Float32Array, shape: UnitShape, k: int
 ) -> UnitResult:
-    """The unit's exact top-k lists (see the module docstring for how).
+    """The unit's exact top-k lists, one cache-sized strip of S at a time (see above).
 
     For a diagonal unit pass the same block twice; its ``col_ids`` is ``(0, k)``.
     """
+    _check_unit(block_row, block_col, shape, k)
+    if shape.is_diagonal:
+        row_ids, row_sims = _diagonal_lists(block_row, block_col, shape.row_start, k)
+        col_ids = np.empty((0, k), dtype=np.int64)
+        col_sims = np.empty((0, k), dtype=np.float32)
+        return UnitResult(row_ids, row_sims, col_ids, col_sims)
+    return _off_diagonal_unit(block_row, block_col, shape, k)
+
+
+def _strip_rows(n_rows: int, width: int) -> int:
+    """Rows per strip of a ``n_rows x width`` product: a multiple of 96, or n_rows."""
+    assert n_rows >= 1
+    assert width >= 1
+    rows = _STRIP_BYTES_MAX // (_FLOAT32_BYTES * width)
+    rows = max(_STRIP_ROWS_ALIGN, rows // _STRIP_ROWS_ALIGN * _STRIP_ROWS_ALIGN)
+    return min(rows, n_rows)
+
+
+def _off_diagonal_unit(
+    block_row: Float32Array, block_col: Float32Array, shape: UnitShape, k: int
+) -> UnitResult:
+    n_rows, n_cols = block_row.shape[0], block_col.shape[0]
+    k_rows, k_cols = min(k, n_cols), min(k, n_rows)
+    rows_per_strip = _strip_rows(n_rows, n_cols)
+    assert n_rows <= rows_per_strip * _STRIPS_MAX
+    buffers = StripBuffers(rows_per_strip, n_cols)
+    columns = ColumnTopK(n_cols, k_cols)
+    row_parts: list[UInt64Array] = []
+    for start in range(0, n_rows, rows_per_strip):
+        stop = min(start + rows_per_strip, n_rows)
+        strip = buffers.sims(stop - start, n_cols)
+        np.matmul(block_row[start:stop], block_col.T, out=strip)
+        row_lower = np.maximum(row_thresholds(strip, k_rows), FINITE_MIN)
+        col_lower = columns.strip_lower(strip, 0)
+        row_keys, col_keys = strip_keys(strip, row_lower, col_lower, start, 0, buffers)
+        row_parts.append(row_keys)
+        columns.add(col_keys, n_cols)
+    row_ids, row_sims = top_k(np.concatenate(row_parts), n_rows, k_rows, shape.col_start, k)
+    col_ids, col_sims = top_k(columns.keys(), n_cols, k_cols, shape.row_start, k)
+    return UnitResult(row_ids, row_sims, col_ids, col_sims)
+
+
+def _diagonal_lists(
+    block_row: Float32Array, block_col: Float32Array, id_offset: int, k: int
+) -> tuple[Int64Array, Float32Array]:
+    """Each spectrum's top-k among the others, from the upper triangle of S only."""
+    n = block_row.shape[0]
+    k_eff = min(k, n - 1)
+    if k_eff == 0:
+        return top_k(np.empty(0, dtype=np.uint64), n, 0, id_offset, k)
+    rows_per_strip = _strip_rows(n, n)
+    assert n <= rows_per_strip * _STRIPS_MAX
+    buffers = StripBuffers(rows_per_strip, n)
+    lower_triangle = np.tri(rows_per_strip, dtype=np.bool_)  # j <= i
+    columns = ColumnTopK(n, k_eff)
+    parts: list[UInt64Array] = []
+    for start in range(0, n, rows_per_strip):
+        stop = min(start + rows_per_strip, n)
+        rows, width = stop - start, n - start
+        strip = buffers.sims(rows, width)
+        np.matmul(block_row[start:stop], block_col[start:].T, out=strip)
+        np.copyto(strip[:, :rows], -np.inf, where=lower_triangle[:rows, :rows])
+        row_lower = _diagonal_row_lower(strip, k_eff)
+        col_lower = columns.strip_lower(strip, start)
+        row_keys, col_keys = strip_keys(strip, row_lower, col_lower, start, start, buffers)
+        parts.append(row_keys)
+        columns.add(col_keys, width)
+    parts.append(columns.keys())
+    return top_k(np.concatenate(parts), n, k_eff, id_offset, k)
+
+
+def _diagonal_row_lower(strip: Float32Array, k_eff: int) -> Float32Array:
+    """Row thresholds of a diagonal strip, whose row r has ``width - 1 - r`` entries.
+
+    A row with fewer than k_eff entries keeps them all (FINITE_MIN leaves out only the
+    -inf of the masked square); the others get the group-maxima threshold.
+    """
+    rows, width = strip.shape
+    lower = np.full(rows, FINITE_MIN, dtype=np.float32)
+    entries = width - 1 - np.arange(rows)
+    full = entries >= k_eff
+    if np.any(full):
+        assert width >= k_eff
+        lower[full] = np.maximum(row_thresholds(strip, k_eff)[full], FINITE_MIN)
+    return lower
+
+
+def _check_unit(block_row: Float32Array, block_col: Float32Array, shape: UnitShape, k: int) -> None:
     require_int(k, "k", K_MIN, K_MAX, "params_invalid")
     _check_block(block_row, shape.n_rows, "block_row")
     _check_block(block_col, shape.n_cols, "block_col")
     if block_row.shape[1] != block_col.shape[1]:
         raise WorkloadError("block_malformed", "blocks differ in embedding_dim")
-    similarities = np.matmul(block_row, block_col.T)  # the one matmul: all the FLOPs
-    assert similarities.dtype == np.float32
-    assert similarities.flags.c_contiguous
-    n_rows, n_cols = similarities.shape
-    if shape.is_diagonal:
-        np.fill_diagonal(similarities, -np.inf)  # a spectrum is not its own neighbour
-    k_rows = min(k, n_cols - 1 if shape.is_diagonal else n_cols)
-    row_thresholds = _row_thresholds(similarities, k_rows)
-    col_thresholds = None
-    k_cols = min(k, n_rows)
-    if not shape.is_diagonal:
-        col_thresholds = _col_thresholds(similarities, k_cols)
-    flat = _candidates(similarities, row_thresholds, col_thresholds)
-    major, minor = np.divmod(flat, n_cols)
-    values = similarities.ravel()[flat] + np.float32(0.0)  # -0.0 becomes +0.0
-    middle = desc_key(values).astype(np.uint64) << np.uint64(16)
-    major_bits, minor_bits = major.astype(np.uint64), minor.astype(np.uint64)
-    row_keys = (major_bits << np.uint64(48)) | middle | minor_bits
-    row_keys = row_keys[values >= row_thresholds[major]]
-    row_ids, row_sims = _top_k(row_keys, n_rows, k_rows, shape.col_start, k)
-    if col_thresholds is None:
-        col_ids = np.empty((0, k), dtype=np.int64)
-        col_sims = np.empty((0, k), dtype=np.float32)
-    else:
-        col_keys = (minor_bits << np.uint64(48)) | middle | major_bits
-        col_keys = col_keys[values >= col_thresholds[minor]]
-        col_ids, col_sims = _top_k(col_keys, n_cols, k_cols, shape.row_start, k)
-    return UnitResult(row_ids, row_sims, col_ids, col_sims)
 
 
 def _check_block(block: Float32Array, n_rows: int, name: str) -> None:
@@ -128,24 +225,46 @@ def _check_block(block: Float32Array, n_rows: int, name: str) -> None:
     assert n_rows <= BLOCK_SIZE_MAX
 
 
-def _row_thresholds(similarities: Float32Array, k_eff: int) -> Float32Array:
-    """Per row, the k_eff-th largest of its strided column-group maxima."""
+def _compute_unit_reference(
+    block_row: Float32Array, block_col: Float32Array, shape: UnitShape, k: int
+) -> UnitResult:
+    """The one-matmul kernel compute_unit replaced; for tests and bench/kernel.py only.
+
+    It holds all of S and passes over it several times: group maxima for rows, group
+    maxima for columns, two compare passes into one mask, one scan, then a key sort.
+    """
+    _check_unit(block_row, block_col, shape, k)
+    similarities = np.matmul(block_row, block_col.T)
+    assert similarities.dtype == np.float32
+    assert similarities.flags.c_contiguous
     n_rows, n_cols = similarities.shape
-    if k_eff == 0:
-        return np.full(n_rows, np.inf, dtype=np.float32)
-    group_size = min(_ROW_GROUP_SIZE_MAX, max(1, n_cols // (_ROW_GROUPS_PER_K * k_eff)))
-    n_groups = n_cols // group_size
-    split = group_size * n_groups
-    maxima = similarities[:, :split].reshape(n_rows, group_size, n_groups).max(axis=1)
-    if split < n_cols:
-        rest = similarities[:, split:].max(axis=1, keepdims=True)
-        maxima = np.concatenate((maxima, rest), axis=1)
-    assert maxima.shape[1] >= k_eff
-    kth = maxima.shape[1] - k_eff
-    return np.partition(maxima, kth, axis=1)[:, kth]
+    if shape.is_diagonal:
+        np.fill_diagonal(similarities, -np.inf)
+    k_rows = min(k, n_cols - 1 if shape.is_diagonal else n_cols)
+    row_thresholds_all = row_thresholds(similarities, k_rows)
+    col_thresholds = None
+    k_cols = min(k, n_rows)
+    if not shape.is_diagonal:
+        col_thresholds = _reference_col_thresholds(similarities, k_cols)
+    flat = _reference_candidates(similarities, row_thresholds_all, col_thresholds)
+    major, minor = np.divmod(flat, n_cols)
+    values = similarities.ravel()[flat] + np.float32(0.0)
+    middle = desc_key(values).astype(np.uint64) << np.uint64(16)
+    major_bits, minor_bits = major.astype(np.uint64), minor.astype(np.uint64)
+    row_keys = (major_bits << np.uint64(48)) | middle | minor_bits
+    row_keys = row_keys[values >= row_thresholds_all[major]]
+    row_ids, row_sims = top_k(row_keys, n_rows, k_rows, shape.col_start, k)
+    if col_thresholds is None:
+        col_ids = np.empty((0, k), dtype=np.int64)
+        col_sims = np.empty((0, k), dtype=np.float32)
+    else:
+        col_keys = (minor_bits << np.uint64(48)) | middle | major_bits
+        col_keys = col_keys[values >= col_thresholds[minor]]
+        col_ids, col_sims = top_k(col_keys, n_cols, k_cols, shape.row_start, k)
+    return UnitResult(row_ids, row_sims, col_ids, col_sims)
 
 
-def _col_thresholds(similarities: Float32Array, k_eff: int) -> Float32Array:
+def _reference_col_thresholds(similarities: Float32Array, k_eff: int) -> Float32Array:
     """Per column, the k_eff-th largest of its strided row-group maxima."""
     n_rows, n_cols = similarities.shape
     assert k_eff >= 1
@@ -161,18 +280,14 @@ def _col_thresholds(similarities: Float32Array, k_eff: int) -> Float32Array:
     return np.partition(np.ascontiguousarray(maxima.T), kth, axis=1)[:, kth]
 
 
-def _candidates(
+def _reference_candidates(
     similarities: Float32Array,
-    row_thresholds: Float32Array,
+    row_thresholds_all: Float32Array,
     col_thresholds: Float32Array | None,
 ) -> Int64Array:
-    """Ascending flat positions of S >= its row's threshold or its column's threshold.
-
-    One mask and one scan serve both directions; each candidate is then sorted into the
-    direction(s) whose threshold it reaches.
-    """
+    """Ascending flat positions of S >= its row's threshold or its column's threshold."""
     n_rows, n_cols = similarities.shape
-    mask = np.greater_equal(similarities, row_thresholds[:, None])
+    mask = np.greater_equal(similarities, row_thresholds_all[:, None])
     if col_thresholds is not None:
         # numpy compares against a row-broadcast operand much slower than against a
         # same-shape one, so tile the thresholds over a few rows and go chunk by chunk.
@@ -185,43 +300,3 @@ def _candidates(
             np.greater_equal(similarities[start:stop], tiled[: stop - start], out=part)
             np.logical_or(mask[start:stop], part, out=mask[start:stop])
     return np.flatnonzero(mask)
-
-
-def _top_k(
-    keys: UInt64Array, n_owners: int, k_eff: int, id_offset: int, k: int
-) -> tuple[Int64Array, Float32Array]:
-    """Global ids and sims [n_owners, k] from candidate keys (owner | desc(sim) | other).
-
-    One sort orders them by owner, similarity descending, then index; each owner keeps
-    its first k_eff, the rest of its k slots are padding (-1, -inf).
-    """
-    ids = np.full((n_owners, k), -1, dtype=np.int64)
-    sims = np.full((n_owners, k), -np.inf, dtype=np.float32)
-    if k_eff == 0:
-        return ids, sims
-    keys.sort()
-    starts = np.searchsorted(keys, np.arange(n_owners + 1, dtype=np.uint64) << np.uint64(48))
-    if int(np.diff(starts).min()) < k_eff:
-        raise WorkloadError("block_malformed", "similarities are not finite (NaN in a block?)")
-    chosen = keys[starts[:-1, None] + np.arange(k_eff)[None, :]]
-    assert np.array_equal(chosen[:, 0] >> np.uint64(48), np.arange(n_owners, dtype=np.uint64))
-    ids[:, :k_eff] = (chosen & _LOW16).astype(np.int64) + id_offset
-    sims[:, :k_eff] = from_desc_key((chosen >> np.uint64(16)).astype(np.uint32))
-    return ids, sims
-
-
-def desc_key(values: Float32Array) -> UInt32Array:
-    """uint32 keys ordered like the float32 values, reversed (larger value, smaller key).
-
-    With i the bits as int32, ``i ^ ((i >> 31) & 0x7FFFFFFF)`` orders like the floats
-    (negative floats have their magnitude bits flipped); ``^ 0x7FFFFFFF`` then reverses
-    that order as unsigned integers. -0.0 sorts just after +0.0; callers map it to +0.0.
-    """
-    bits = values.view(np.int32)
-    return (bits ^ ((bits >> 31) & _LOW31) ^ _LOW31).view(np.uint32)
-
-
-def from_desc_key(keys: UInt32Array) -> Float32Array:
-    """The inverse of :func:`desc_key`."""
-    bits = keys.view(np.int32) ^ _LOW31
-    return (bits ^ ((bits >> 31) & _LOW31)).view(np.float32)

@@ -13,8 +13,9 @@ import numpy as np
 import numpy.typing as npt
 
 from nexapod.errors import WorkloadError
+from nexapod.workloads.atlas._plan import UnitShape
 
-__all__ = ["SIM_ABS_MAX", "check_neighbour_lists"]
+__all__ = ["SIM_ABS_MAX", "check_neighbour_lists", "unit_lists_hold"]
 
 SIM_ABS_MAX = 1.0001
 
@@ -76,12 +77,62 @@ def check_neighbour_lists(
     fail(np.any(repeated, axis=1), "a neighbour is listed twice")
 
 
+def unit_lists_hold(
+    row_ids: Int64Array,
+    row_sims: Float32Array,
+    col_ids: Int64Array,
+    col_sims: Float32Array,
+    shape: UnitShape,
+    row_valid_count: int,
+    col_valid_count: int,
+) -> bool:
+    """Both lists of a unit obey every rule (one pass over both when they are alike).
+
+    Rows list ids of block_col and columns ids of block_row; when both lists hold the
+    same number of valid entries they are stacked and checked together, each stacked
+    row against its own owner and id range. False means "look closer": the caller then
+    runs :func:`check_neighbour_lists` on each list to name the defect.
+    """
+    if col_ids.shape[0] == 0 or row_valid_count != col_valid_count:
+        return _lists_hold(
+            row_ids, row_sims, shape.row_start, shape.col_start, shape.col_stop, row_valid_count
+        ) and (
+            col_ids.shape[0] == 0
+            or _lists_hold(
+                col_ids, col_sims, shape.col_start, shape.row_start, shape.row_stop, col_valid_count
+            )
+        )
+    ids = np.concatenate((row_ids, col_ids))
+    sims = np.concatenate((row_sims, col_sims))
+    n_rows = row_ids.shape[0]
+    owners = np.concatenate(
+        (np.arange(shape.row_start, shape.row_stop), np.arange(shape.col_start, shape.col_stop))
+    )
+    starts = np.repeat(np.array([shape.col_start, shape.row_start]), (n_rows, col_ids.shape[0]))
+    stops = np.repeat(np.array([shape.col_stop, shape.row_stop]), (n_rows, col_ids.shape[0]))
+    return _lists_hold_rows(ids, sims, owners, starts, stops, row_valid_count)
+
+
 def _lists_hold(
     ids: Int64Array,
     sims: Float32Array,
     owner_start: int,
     id_start: int,
     id_stop: int,
+    valid_count: int,
+) -> bool:
+    owners = np.arange(owner_start, owner_start + ids.shape[0], dtype=np.int64)
+    starts = np.full(ids.shape[0], id_start, dtype=np.int64)
+    stops = np.full(ids.shape[0], id_stop, dtype=np.int64)
+    return _lists_hold_rows(ids, sims, owners, starts, stops, valid_count)
+
+
+def _lists_hold_rows(
+    ids: Int64Array,
+    sims: Float32Array,
+    owners: Int64Array,
+    id_starts: Int64Array,
+    id_stops: Int64Array,
     valid_count: int,
 ) -> bool:
     """Every rule at once, in a few whole-array operations (results are checked on the
@@ -97,9 +148,8 @@ def _lists_hold(
         return False
     if valid_count == 0:
         return True
-    if int(valid_ids.min()) < id_start or int(valid_ids.max()) >= id_stop:
+    if np.any(valid_ids.min(axis=1) < id_starts) or np.any(valid_ids.max(axis=1) >= id_stops):
         return False
-    owners = np.arange(owner_start, owner_start + ids.shape[0], dtype=np.int64)
     if np.any(valid_ids == owners[:, None]):
         return False
     with np.errstate(invalid="ignore"):
