@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nexapod.cli._common import console, reporting_errors
+from nexapod.cli._common import console, fail, reporting_errors
 
 __all__ = ["app"]
 
@@ -39,6 +39,8 @@ def serve(
     from nexapod.logs import configure_logging
     from nexapod.settings import Settings
 
+    if workers > 1 and port == 0:
+        fail("--workers needs a fixed --port: the workers share it")
     with reporting_errors():
         overrides: dict[str, object] = {}
         if db is not None:

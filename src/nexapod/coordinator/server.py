@@ -59,8 +59,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
         app = create_app(settings, migrate=False)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
         return
-    if port == 0:
-        raise ValueError("--workers needs a fixed --port (the workers share it)")
+    assert port != 0, "workers share one fixed port"
     environment = dict(os.environ)
     for name, value in settings.model_dump(exclude_none=True).items():
         environment[f"NEXAPOD_{name.upper()}"] = str(value)
