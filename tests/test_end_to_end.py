@@ -25,9 +25,12 @@ N_SPECTRA = 600  # 5 blocks, 15 units
 SEED = 11
 
 
-@pytest.fixture
-def coordinator(database_url: str, tmp_path: Path) -> Iterator[CoordinatorProcess]:
-    process = CoordinatorProcess(database_url, tmp_path / "coordinator")
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+def coordinator(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[CoordinatorProcess]:
+    """`nexapod coordinator serve`, alone or as two worker processes on one store."""
+    process = CoordinatorProcess(database_url, tmp_path / "coordinator", workers=request.param)
     try:
         yield process
     finally:

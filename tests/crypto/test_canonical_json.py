@@ -16,8 +16,9 @@ ANY_TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size
 def documents(text: st.SearchStrategy[str]) -> st.SearchStrategy[object]:
     return st.recursive(
         st.none() | st.booleans() | SAFE_INTS | text,
-        lambda children: st.lists(children, max_size=5)
-        | st.dictionaries(text, children, max_size=5),
+        lambda children: (
+            st.lists(children, max_size=5) | st.dictionaries(text, children, max_size=5)
+        ),
         max_leaves=30,
     )
 
@@ -33,6 +34,6 @@ def test_matches_rfc8785_on_any_text(document: object) -> None:
 
 
 def test_control_characters_and_key_order() -> None:
-    document = {"b": "\x00\x1f\x7f\b\t\n\f\r\"\\/", "a": [1, -(2**53) + 1], "B": None}
+    document = {"b": '\x00\x1f\x7f\b\t\n\f\r"\\/', "a": [1, -(2**53) + 1], "B": None}
     assert canonical_json(document) == rfc8785.dumps(document)
     assert canonical_json(document).startswith(b'{"B":null,"a":')

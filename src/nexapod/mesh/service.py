@@ -49,6 +49,7 @@ __all__ = [
 
 RETRY_AFTER_IDLE_S = 2
 RECENT_FAILURES_SHOWN_MAX = 20
+EXPIRED_PER_PASS_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -145,27 +146,42 @@ def _input_refs(
 
 
 def expire_overdue_leases(uow: UnitOfWork, now_ms: int, attempts_max: int) -> int:
-    """Return the units of leases past their deadline to the queue (or fail them)."""
+    """Return the units of leases past their deadline to the queue (or fail them).
+
+    Leases that another transaction holds (a result being recorded) are skipped; the
+    next pass gets them if they are still overdue.
+    """
     session = uow.session
+    overdue = (
+        select(LeaseRow.lease_id)
+        .where(LeaseRow.status == "active", LeaseRow.deadline_at_ms < now_ms)
+        .order_by(LeaseRow.lease_id)
+        .limit(EXPIRED_PER_PASS_MAX)
+    )
+    if uow.dialect_name == "postgresql":
+        overdue = overdue.with_for_update(skip_locked=True)
+    lease_ids = list(session.scalars(overdue))
+    if not lease_ids:
+        return 0
     expired = session.execute(
         update(LeaseRow)
-        .where(LeaseRow.status == "active", LeaseRow.deadline_at_ms < now_ms)
+        .where(LeaseRow.lease_id.in_(lease_ids), LeaseRow.status == "active")
         .values(status="expired", ended_at_ms=now_ms)
         .returning(LeaseRow.unit_id)
     ).all()
-    for (unit_id,) in expired:
+    for unit_id in sorted(unit_id for (unit_id,) in expired):
         _release_unit(uow, unit_id, attempts_max)
     return len(expired)
 
 
 def _release_unit(uow: UnitOfWork, unit_id: int, attempts_max: int) -> None:
-    unit = uow.session.get(UnitRow, unit_id)
+    unit = uow.session.get(UnitRow, unit_id, with_for_update=True)
     assert unit is not None
     if unit.status != "leased":
         return
     unit.status = unit_status_after_lost_lease(unit.attempts, attempts_max)
     if unit.status == "failed":
-        job = uow.session.get(JobRow, unit.job_id)
+        job = uow.session.get(JobRow, unit.job_id, with_for_update=True, populate_existing=True)
         assert job is not None
         job.units_failed += 1
         job.status = "failed"
@@ -331,23 +347,26 @@ def record_results(
         raise registry_errors.node_unknown(node_id)
     node.last_seen_at_ms = now_ms
     lease_ids = [c.item.document.lease_id for c in checked]
-    leases = {
-        row.lease_id: row
-        for row in session.execute(
-            select(
-                LeaseRow.lease_id,
-                LeaseRow.node_id,
-                LeaseRow.status,
-                LeaseRow.deadline_at_ms,
-                UnitRow.unit_id,
-                UnitRow.job_id,
-                UnitRow.work_flops,
-                UnitRow.status.label("unit_status"),
-            )
-            .join(UnitRow, UnitRow.unit_id == LeaseRow.unit_id)
-            .where(LeaseRow.lease_id.in_(lease_ids))
+    # Lock the batch's leases (in a fixed order): a concurrent expiry then waits for this
+    # transaction, or this one sees the lease it expired. SQLite serialises writers anyway.
+    lease_query = (
+        select(
+            LeaseRow.lease_id,
+            LeaseRow.node_id,
+            LeaseRow.status,
+            LeaseRow.deadline_at_ms,
+            UnitRow.unit_id,
+            UnitRow.job_id,
+            UnitRow.work_flops,
+            UnitRow.status.label("unit_status"),
         )
-    }
+        .join(UnitRow, UnitRow.unit_id == LeaseRow.unit_id)
+        .where(LeaseRow.lease_id.in_(lease_ids))
+        .order_by(LeaseRow.lease_id)
+    )
+    if uow.dialect_name == "postgresql":
+        lease_query = lease_query.with_for_update(of=LeaseRow)
+    leases = {row.lease_id: row for row in session.execute(lease_query)}
     accepted: dict[str, tuple[str, int]] = {
         lease_id: (sha256, work_flops)
         for lease_id, sha256, work_flops in session.execute(
@@ -439,7 +458,7 @@ def _store_new_results(
         flops_by_job.setdefault(str(row["job_id"]), []).append(int(row["work_flops"]))  # type: ignore[call-overload]
     completed = []
     for job_id, flops in sorted(flops_by_job.items()):
-        job = session.get(JobRow, job_id)
+        job = session.get(JobRow, job_id, with_for_update=True, populate_existing=True)
         assert job is not None
         job.units_done += len(flops)
         job.work_flops_done = job.work_flops_done + sum(flops)
@@ -474,7 +493,7 @@ def report_failure(
 ) -> None:
     """A node reports that a unit failed on it: end the lease, requeue or fail the unit."""
     session = uow.session
-    lease = session.get(LeaseRow, lease_id)
+    lease = session.get(LeaseRow, lease_id, with_for_update=True)
     if lease is None:
         raise errors.lease_unknown(lease_id, 0)
     if lease.node_id != node_id:

@@ -80,7 +80,6 @@ UInt64Array = npt.NDArray[np.uint64]
 _STRIP_BYTES_MAX = 8 << 20
 _STRIP_ROWS_ALIGN = 96
 _FLOAT32_BYTES = 4
-_STRIPS_MAX = BLOCK_SIZE_MAX // _STRIP_ROWS_ALIGN + 1
 # Reference kernel only (see _compute_unit_reference).
 _COL_GROUPS_PER_K = 4
 _COL_GROUP_SIZE_MAX = 32
@@ -121,35 +120,66 @@ def compute_unit(
     For a diagonal unit pass the same block twice; its ``col_ids`` is ``(0, k)``.
     """
     _check_unit(block_row, block_col, shape, k)
-    if shape.is_diagonal:
-        row_ids, row_sims = _diagonal_lists(block_row, block_col, shape.row_start, k)
-        col_ids = np.empty((0, k), dtype=np.int64)
-        col_sims = np.empty((0, k), dtype=np.float32)
-        return UnitResult(row_ids, row_sims, col_ids, col_sims)
-    return _off_diagonal_unit(block_row, block_col, shape, k)
+    rows_per_strip = _strip_rows(shape.n_rows, shape.n_cols, _STRIP_BYTES_MAX)
+    return _compute_unit_strips(block_row, block_col, shape, k, rows_per_strip)
 
 
-def _strip_rows(n_rows: int, width: int) -> int:
+def _strip_rows(n_rows: int, width: int, strip_bytes_max: int) -> int:
     """Rows per strip of a ``n_rows x width`` product: a multiple of 96, or n_rows."""
     assert n_rows >= 1
     assert width >= 1
-    rows = _STRIP_BYTES_MAX // (_FLOAT32_BYTES * width)
+    rows = strip_bytes_max // (_FLOAT32_BYTES * width)
     rows = max(_STRIP_ROWS_ALIGN, rows // _STRIP_ROWS_ALIGN * _STRIP_ROWS_ALIGN)
     return min(rows, n_rows)
 
 
+def _compute_unit_strips(
+    block_row: Float32Array, block_col: Float32Array, shape: UnitShape, k: int, rows_per_strip: int
+) -> UnitResult:
+    """compute_unit on checked blocks with a given strip height (tests vary it).
+
+    Off-diagonal results equal the one-matmul kernel's whatever the height when the
+    products are exact (small integers); for other data the height must be a multiple
+    of the BLAS's register block (see the module docstring).
+    """
+    assert 1 <= rows_per_strip <= BLOCK_SIZE_MAX
+    strips = _strip_bounds(shape.n_rows, rows_per_strip)
+    if shape.is_diagonal:
+        row_ids, row_sims = _diagonal_lists(block_row, block_col, shape.row_start, k, strips)
+        col_ids = np.empty((0, k), dtype=np.int64)
+        col_sims = np.empty((0, k), dtype=np.float32)
+        return UnitResult(row_ids, row_sims, col_ids, col_sims)
+    return _off_diagonal_unit(block_row, block_col, shape, k, strips)
+
+
+def _strip_bounds(n_rows: int, rows_per_strip: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each strip, in row order.
+
+    A remainder shorter than ``min(96, rows_per_strip)`` joins the strip before it:
+    numpy sends a one-row product to gemv, whose bits differ from gemm's.
+    """
+    starts = list(range(0, n_rows, rows_per_strip))
+    if len(starts) > 1 and n_rows - starts[-1] < min(_STRIP_ROWS_ALIGN, rows_per_strip):
+        starts.pop()
+    bounds = list(zip(starts, [*starts[1:], n_rows], strict=True))
+    assert bounds[0][0] == 0
+    assert bounds[-1][1] == n_rows
+    return bounds
+
+
 def _off_diagonal_unit(
-    block_row: Float32Array, block_col: Float32Array, shape: UnitShape, k: int
+    block_row: Float32Array,
+    block_col: Float32Array,
+    shape: UnitShape,
+    k: int,
+    strips: list[tuple[int, int]],
 ) -> UnitResult:
     n_rows, n_cols = block_row.shape[0], block_col.shape[0]
     k_rows, k_cols = min(k, n_cols), min(k, n_rows)
-    rows_per_strip = _strip_rows(n_rows, n_cols)
-    assert n_rows <= rows_per_strip * _STRIPS_MAX
-    buffers = StripBuffers(rows_per_strip, n_cols)
+    buffers = StripBuffers(max(stop - start for start, stop in strips), n_cols)
     columns = ColumnTopK(n_cols, k_cols)
     row_parts: list[UInt64Array] = []
-    for start in range(0, n_rows, rows_per_strip):
-        stop = min(start + rows_per_strip, n_rows)
+    for start, stop in strips:
         strip = buffers.sims(stop - start, n_cols)
         np.matmul(block_row[start:stop], block_col.T, out=strip)
         row_lower = np.maximum(row_thresholds(strip, k_rows), FINITE_MIN)
@@ -163,21 +193,23 @@ def _off_diagonal_unit(
 
 
 def _diagonal_lists(
-    block_row: Float32Array, block_col: Float32Array, id_offset: int, k: int
+    block_row: Float32Array,
+    block_col: Float32Array,
+    id_offset: int,
+    k: int,
+    strips: list[tuple[int, int]],
 ) -> tuple[Int64Array, Float32Array]:
     """Each spectrum's top-k among the others, from the upper triangle of S only."""
     n = block_row.shape[0]
     k_eff = min(k, n - 1)
     if k_eff == 0:
         return top_k(np.empty(0, dtype=np.uint64), n, 0, id_offset, k)
-    rows_per_strip = _strip_rows(n, n)
-    assert n <= rows_per_strip * _STRIPS_MAX
-    buffers = StripBuffers(rows_per_strip, n)
-    lower_triangle = np.tri(rows_per_strip, dtype=np.bool_)  # j <= i
+    rows_max = max(stop - start for start, stop in strips)
+    buffers = StripBuffers(rows_max, n)
+    lower_triangle = np.tri(rows_max, dtype=np.bool_)  # j <= i
     columns = ColumnTopK(n, k_eff)
     parts: list[UInt64Array] = []
-    for start in range(0, n, rows_per_strip):
-        stop = min(start + rows_per_strip, n)
+    for start, stop in strips:
         rows, width = stop - start, n - start
         strip = buffers.sims(rows, width)
         np.matmul(block_row[start:stop], block_col[start:].T, out=strip)
