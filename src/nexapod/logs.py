@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from typing import Any
 
 __all__ = ["JsonFormatter", "configure_logging", "log_event"]
@@ -46,6 +45,3 @@ def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
     assert "." in event, "events are named area.what"
     logger.info(event, extra=fields)
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
