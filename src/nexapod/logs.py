@@ -44,4 +44,3 @@ def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
     """Log ``event`` with fields (ids and unit-suffixed numbers; never keys)."""
     assert "." in event, "events are named area.what"
     logger.info(event, extra=fields)
-
