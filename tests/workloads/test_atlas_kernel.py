@@ -20,6 +20,7 @@ from nexapod.workloads.atlas._kernel import (
     desc_key,
     from_desc_key,
 )
+from nexapod.workloads.atlas._kernel_strips import ColumnTopK, StripBuffers, strip_keys
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -221,10 +222,12 @@ def _both_kernels(
 @pytest.mark.parametrize(
     ("n_rows", "n_cols", "dim", "k", "rows_per_strip"),
     [
-        (1000, 300, 48, 16, 96),  # 11 strips, the last one 40 rows
+        (1000, 300, 48, 16, 96),  # 10 strips, the last one 136 rows (a remainder joins)
         (500, 2048, 64, 16, 192),
-        (97, 700, 32, 5, 96),  # one full strip and one single row
+        (97, 700, 32, 5, 96),  # one strip: a single-row remainder would go to gemv
+        (300, 700, 32, 5, 96),  # three strips, the last one 108 rows
         (300, 40, 16, 39, 96),  # k close to n_cols
+        (300, 30, 16, 64, 96),  # k larger than block_col: rows padded
         (400, 300, 24, 256, 96),  # k larger than a strip: no column bound for a while
         (2000, 2048, 32, 16, None),  # compute_unit's own strip height (several strips)
     ],
@@ -319,7 +322,8 @@ def _diagonal_product(block: Float32Array, rows_per_strip: int) -> Float32Array:
     n = block.shape[0]
     products = np.empty((n, n), dtype=np.float32)
     for start, stop in _kernel._strip_bounds(n, rows_per_strip):
-        products[start:stop, start:] = np.matmul(block[start:stop], block[start:].T)
+        products[start:stop, start:stop] = np.matmul(block[start:stop], block[start:stop].T)
+        products[start:stop, stop:] = np.matmul(block[start:stop], block[stop:].T)
     upper = np.triu(np.ones((n, n), dtype=np.bool_), 1)
     products.T[upper] = products[upper]
     return products
@@ -338,10 +342,12 @@ def test_strip_rows_are_bits_of_the_one_call_product() -> None:
 
 def test_strip_height_is_a_multiple_of_96_within_the_byte_budget() -> None:
     budget = _kernel._STRIP_BYTES_MAX
+    rows_min = _kernel._STRIP_ROWS_MIN
     for width in (100, 2048, 4096, 8192, 65536):
         rows = _kernel._strip_rows(65536, width, budget)
         assert rows % 96 == 0
-        assert rows * width * 4 <= max(budget, 96 * width * 4)
+        assert rows >= rows_min
+        assert rows * width * 4 <= max(budget, rows_min * width * 4)
     assert _kernel._strip_rows(50, 2048, budget) == 50  # a small block is one strip
 
 
@@ -392,3 +398,32 @@ def test_any_strip_height_equals_the_one_matmul_kernel_on_integer_blocks(
     _assert_same_result(*_both_kernels(block_row, block_col, shape, k, rows_per_strip))
     diagonal = unit_shape(0, 0, n_rows, n_rows)
     _assert_same_result(*_both_kernels(block_row, block_row, diagonal, k, rows_per_strip))
+
+
+def test_column_top_k_stays_bounded_when_every_strip_beats_it() -> None:
+    # Rising rows: each strip beats every column's bound; the keys must still be
+    # compacted to k per column, and the final keys be each column's exact top-k.
+    rng = np.random.default_rng(8)
+    n_rows, n_cols, k = 1920, 700, 4
+    rising = np.arange(n_rows, dtype=np.float32)[:, None]
+    values = (rising + rng.random((n_rows, n_cols), dtype=np.float32)).astype(np.float32)
+    columns = ColumnTopK(n_cols, k)
+    buffers = StripBuffers(96, n_cols)
+    for start in range(0, n_rows, 96):
+        strip = np.ascontiguousarray(values[start : start + 96])
+        col_lower = columns.strip_lower(strip, 0)
+        _, col_keys = strip_keys(strip, _keep_no_rows, col_lower, start, 0, buffers)
+        assert col_keys.shape[0] >= k * n_cols  # every column gains k entries or more
+        columns.add(col_keys, n_cols)
+        assert columns.n_keys <= columns.n_keys_max
+    assert columns.n_compactions > 1
+    keys = columns.keys()
+    assert keys.shape[0] == n_cols * k
+    owners = (keys >> np.uint64(48)).astype(np.int64)
+    rows = (keys & np.uint64(0xFFFF)).astype(np.int64)
+    assert np.array_equal(owners, np.repeat(np.arange(n_cols), k))
+    assert np.array_equal(rows, np.tile(np.arange(n_rows - 1, n_rows - 1 - k, -1), n_cols))
+
+
+def _keep_no_rows(chunk: Float32Array, first_row: int) -> Float32Array:
+    return np.full(chunk.shape[0], np.inf, dtype=np.float32)

@@ -6,9 +6,10 @@ and faiss). A full sort or argpartition of S would cost a quarter of the matmul.
 
 S is never held whole: a node runs one unit per core, S is 64 MiB at 4096 x 4096 and
 256 MiB at 8192 x 8192, so every pass over it streams DRAM and two units on one node
-fight for the bandwidth. S is computed and selected one row strip at a time, each strip
-(about ``_STRIP_BYTES_MAX``) still in the shared cache while it is selected
-(``_kernel_strips`` holds the per-strip steps):
+fight for the bandwidth (and a fresh process first pays the kernel for zeroing S's
+pages). S is computed and selected one row strip at a time, each strip (about
+``_STRIP_BYTES_MAX``) still in the shared L3 while it is selected, in chunks that stay
+in L2 (``_kernel_strips`` holds the per-strip steps):
 
 1. Rows. A strip holds whole rows. Split a row into G >= k groups (strided columns, so
    numpy reduces over long contiguous runs) and take each group's maximum: the k-th
@@ -22,27 +23,28 @@ fight for the bandwidth. S is computed and selected one row strip at a time, eac
    rows in random order a strip beats it about ``k * strip_rows / rows_seen`` times:
    a few k candidates per column in all, and the keys are compacted to k per column
    whenever they pile up, so memory stays O(n_cols * k) for any order.
-3. Order. One mask and one scan per strip give both directions' candidates; each
+3. Order. One mask and one scan per chunk give both directions' candidates; each
    becomes one uint64 key ``owner << 48 | desc(sim) << 16 | other`` (``desc`` maps
    float32 to uint32 so that a larger similarity gives a smaller key), and one sort
    orders them by owner, similarity descending, then index ascending: the contract's
    tie rule, exact.
 
-Strips are whole rows of S, a multiple of ``_STRIP_ROWS_ALIGN`` = 96 rows high: a BLAS
-computes a product row with the same instructions wherever a strip starts at a multiple
-of its register block (OpenBLAS on Haswell and Zen: 12 rows; 96 is a multiple of the
-usual 4, 6, 8, 12, 16, 24, 32 and 48), so the strips are bit for bit the rows of the
-one-call product and off-diagonal results equal those of the one-matmul kernel,
+Strips are whole rows of S and start at multiples of ``_STRIP_ROWS_ALIGN`` = 96 rows: a
+BLAS computes a product row with the same instructions wherever a strip starts at a
+multiple of its register block (OpenBLAS on Haswell and Zen: 12 rows; 96 is a multiple
+of the usual 4, 6, 8, 12, 16, 24, 32 and 48), so the strips are bit for bit the rows of
+the one-call product and off-diagonal results equal those of the one-matmul kernel,
 ``_compute_unit_reference`` (a test checks it). Column tiles would not keep that: a
-column's bits depend on how the BLAS partitions the columns.
+column's bits depend on how the BLAS partitions the columns. So the one matmul's FLOPs
+are done once each, in the same order: no extra multiplies.
 
 Diagonal units compute each pair once, as numpy's syrk does for ``A @ A.T``: strip
-``[start, stop)`` covers columns ``start..n``, the entries ``j <= i`` of its leading
-square are set to -inf, a spectrum's neighbours ``j > i`` come from its row and ``i < j``
-from its column, and one sort merges the two. The leading squares are computed in full:
-``strip_rows / n`` more multiplies than syrk. The result is exact for that (symmetric)
-product; its last bits may differ from syrk's, as they may between two honest nodes
-(docs/atlas.md). A spectrum is never its own neighbour.
+``[start, stop)`` covers columns ``start..n`` (its leading square by syrk, the rest by
+gemm), the entries ``j <= i`` of the square are set to -inf, a spectrum's neighbours
+``j > i`` come from its row and ``i < j`` from its column, and one sort merges the two.
+The result is exact for that (symmetric) product; its last bits may differ from those of
+one syrk over the block, as they may between two honest nodes (docs/atlas.md). A
+spectrum is never its own neighbour.
 
 -0.0 is turned into +0.0 first, so equal similarities always compare equal.
 """
@@ -74,11 +76,15 @@ Float32Array = npt.NDArray[np.float32]
 Int64Array = npt.NDArray[np.int64]
 UInt64Array = npt.NDArray[np.uint64]
 
-# A strip of S is at most this many bytes (at least _STRIP_ROWS_ALIGN rows): small
-# enough that two units' strips stay in a shared 32 MiB L3 while they are selected,
-# large enough that the matmul's repacking of block_col per strip stays cheap.
+# A strip of S is about this many bytes: small enough that two units' strips (and masks)
+# stay in a shared 32 MiB L3 while they are selected. But never fewer than
+# _STRIP_ROWS_MIN rows: the BLAS repacks all of block_col for every strip (32 MiB at
+# 8192 x 1024), and below that the repacking costs more than the cache saves
+# (bench/kernel.py; 8192-wide strips are 12 MiB). Heights are multiples of 96.
 _STRIP_BYTES_MAX = 8 << 20
+_STRIP_ROWS_MIN = 384
 _STRIP_ROWS_ALIGN = 96
+assert _STRIP_ROWS_MIN % _STRIP_ROWS_ALIGN == 0
 _FLOAT32_BYTES = 4
 # Reference kernel only (see _compute_unit_reference).
 _COL_GROUPS_PER_K = 4
@@ -129,7 +135,7 @@ def _strip_rows(n_rows: int, width: int, strip_bytes_max: int) -> int:
     assert n_rows >= 1
     assert width >= 1
     rows = strip_bytes_max // (_FLOAT32_BYTES * width)
-    rows = max(_STRIP_ROWS_ALIGN, rows // _STRIP_ROWS_ALIGN * _STRIP_ROWS_ALIGN)
+    rows = max(_STRIP_ROWS_MIN, rows // _STRIP_ROWS_ALIGN * _STRIP_ROWS_ALIGN)
     return min(rows, n_rows)
 
 
@@ -143,6 +149,7 @@ def _compute_unit_strips(
     of the BLAS's register block (see the module docstring).
     """
     assert 1 <= rows_per_strip <= BLOCK_SIZE_MAX
+    assert block_row.shape[0] == shape.n_rows
     strips = _strip_bounds(shape.n_rows, rows_per_strip)
     if shape.is_diagonal:
         row_ids, row_sims = _diagonal_lists(block_row, block_col, shape.row_start, k, strips)
@@ -155,11 +162,13 @@ def _compute_unit_strips(
 def _strip_bounds(n_rows: int, rows_per_strip: int) -> list[tuple[int, int]]:
     """``[start, stop)`` of each strip, in row order.
 
-    A remainder shorter than ``min(96, rows_per_strip)`` joins the strip before it:
+    A remainder shorter than half a strip joins the strip before it (one strip less to
+    repack block_col for), and so does any remainder under ``min(96, rows_per_strip)``:
     numpy sends a one-row product to gemv, whose bits differ from gemm's.
     """
     starts = list(range(0, n_rows, rows_per_strip))
-    if len(starts) > 1 and n_rows - starts[-1] < min(_STRIP_ROWS_ALIGN, rows_per_strip):
+    rows_min = max(min(_STRIP_ROWS_ALIGN, rows_per_strip), rows_per_strip // 2)
+    if len(starts) > 1 and n_rows - starts[-1] < rows_min:
         starts.pop()
     bounds = list(zip(starts, [*starts[1:], n_rows], strict=True))
     assert bounds[0][0] == 0
@@ -174,15 +183,21 @@ def _off_diagonal_unit(
     k: int,
     strips: list[tuple[int, int]],
 ) -> UnitResult:
+    """Both directions' lists: rows settled strip by strip, columns at the end."""
     n_rows, n_cols = block_row.shape[0], block_col.shape[0]
+    assert strips[-1][1] == n_rows
+    assert len(strips) <= n_rows
     k_rows, k_cols = min(k, n_cols), min(k, n_rows)
     buffers = StripBuffers(max(stop - start for start, stop in strips), n_cols)
     columns = ColumnTopK(n_cols, k_cols)
+
+    def row_lower(chunk: Float32Array, first_row: int) -> Float32Array:
+        return np.maximum(row_thresholds(chunk, k_rows), FINITE_MIN)
+
     row_parts: list[UInt64Array] = []
     for start, stop in strips:
         strip = buffers.sims(stop - start, n_cols)
         np.matmul(block_row[start:stop], block_col.T, out=strip)
-        row_lower = np.maximum(row_thresholds(strip, k_rows), FINITE_MIN)
         col_lower = columns.strip_lower(strip, 0)
         row_keys, col_keys = strip_keys(strip, row_lower, col_lower, start, 0, buffers)
         row_parts.append(row_keys)
@@ -201,6 +216,8 @@ def _diagonal_lists(
 ) -> tuple[Int64Array, Float32Array]:
     """Each spectrum's top-k among the others, from the upper triangle of S only."""
     n = block_row.shape[0]
+    assert strips[-1][1] == n
+    assert len(strips) <= n
     k_eff = min(k, n - 1)
     if k_eff == 0:
         return top_k(np.empty(0, dtype=np.uint64), n, 0, id_offset, k)
@@ -209,12 +226,18 @@ def _diagonal_lists(
     lower_triangle = np.tri(rows_max, dtype=np.bool_)  # j <= i
     columns = ColumnTopK(n, k_eff)
     parts: list[UInt64Array] = []
+
+    def row_lower(chunk: Float32Array, first_row: int) -> Float32Array:
+        return _diagonal_row_lower(chunk, first_row, k_eff)
+
     for start, stop in strips:
         rows, width = stop - start, n - start
         strip = buffers.sims(rows, width)
-        np.matmul(block_row[start:stop], block_col[start:].T, out=strip)
+        # The leading square by syrk (numpy spots A @ A.T on one array), the rest by gemm.
+        np.matmul(block_row[start:stop], block_col[start:stop].T, out=strip[:, :rows])
+        if stop < n:
+            np.matmul(block_row[start:stop], block_col[stop:].T, out=strip[:, rows:])
         np.copyto(strip[:, :rows], -np.inf, where=lower_triangle[:rows, :rows])
-        row_lower = _diagonal_row_lower(strip, k_eff)
         col_lower = columns.strip_lower(strip, start)
         row_keys, col_keys = strip_keys(strip, row_lower, col_lower, start, start, buffers)
         parts.append(row_keys)
@@ -223,19 +246,22 @@ def _diagonal_lists(
     return top_k(np.concatenate(parts), n, k_eff, id_offset, k)
 
 
-def _diagonal_row_lower(strip: Float32Array, k_eff: int) -> Float32Array:
-    """Row thresholds of a diagonal strip, whose row r has ``width - 1 - r`` entries.
+def _diagonal_row_lower(chunk: Float32Array, first_row: int, k_eff: int) -> Float32Array:
+    """Row thresholds of a chunk of a diagonal strip (``first_row``: its first strip row).
 
-    A row with fewer than k_eff entries keeps them all (FINITE_MIN leaves out only the
-    -inf of the masked square); the others get the group-maxima threshold.
+    Strip row r has ``width - 1 - r`` entries right of the masked square. A row with
+    fewer than k_eff keeps them all (FINITE_MIN leaves out only the masked -inf); the
+    others get the group-maxima threshold.
     """
-    rows, width = strip.shape
+    rows, width = chunk.shape
+    assert k_eff >= 1
+    assert 0 <= first_row < width
     lower = np.full(rows, FINITE_MIN, dtype=np.float32)
-    entries = width - 1 - np.arange(rows)
+    entries = width - 1 - (first_row + np.arange(rows))
     full = entries >= k_eff
     if np.any(full):
         assert width >= k_eff
-        lower[full] = np.maximum(row_thresholds(strip, k_eff)[full], FINITE_MIN)
+        lower[full] = np.maximum(row_thresholds(chunk, k_eff)[full], FINITE_MIN)
     return lower
 
 
