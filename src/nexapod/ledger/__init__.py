@@ -1,0 +1,1 @@
+"""The ledger: accounts, transfers, holds, and the Merkle log that makes them provable."""
