@@ -134,6 +134,14 @@ def run(
     memory_mb: Annotated[int, typer.Option(help="Memory limit of one unit, MiB.", min=64)] = 4096,
     prefetch: Annotated[int, typer.Option(help="Units leased ahead.", min=0, max=16)] = 1,
     docker_image: Annotated[str | None, typer.Option(help="Image for --executor docker.")] = None,
+    fresh_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-sandbox",
+            help="Start a new bwrap sandbox for every unit instead of keeping one warm "
+            "(slower; see docs/sandbox.md).",
+        ),
+    ] = False,
     log_level: Annotated[
         str, typer.Option(help="Level of the JSON event log on stderr (INFO, WARNING…).")
     ] = "WARNING",
@@ -149,7 +157,9 @@ def run(
         configure_logging(log_level)
         node_home = _home(home)
         registered_at, node_id = node_home.registration()
-        sandbox = make_executor(executor, docker_image=docker_image)
+        sandbox = make_executor(
+            executor, docker_image=docker_image, sandbox_reuse=not fresh_sandbox
+        )
         warning = getattr(sandbox, "warning", None)
         if warning:
             err_console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
@@ -196,7 +206,10 @@ def run(
                 f"node {node_id} running for {coordinator} with the {sandbox.name} sandbox"
             )
             started = time.monotonic()
-            summary = agent.run()
+            try:
+                summary = agent.run()
+            finally:
+                sandbox.close()
         console.print(
             f"stopped after {time.monotonic() - started:.1f} s: {summary.units_done} units done, "
             f"{summary.units_failed} failed, {summary.units_refused} refused, "

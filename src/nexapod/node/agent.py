@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -81,11 +80,6 @@ class AgentSummary:
     events: deque[UnitEvent] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT_MAX))
 
 
-def _workload_command(grant: LeaseGrant, scratch: Path) -> list[str]:
-    """The command that runs a unit: the workload's own module, on the scratch directory."""
-    return [sys.executable, "-m", unit_module(grant.workload), str(scratch)]
-
-
 class NodeAgent:
     """Runs units for one coordinator as one registered node."""
 
@@ -112,7 +106,7 @@ class NodeAgent:
         self.cache = cache
         self.config = config
         self.on_event = on_event
-        self.unit_command = unit_command or _workload_command
+        self.unit_command = unit_command
         self.summary = AgentSummary()
         self._stopping = False
 
@@ -265,10 +259,13 @@ class NodeAgent:
                 cpu_s_max=max(1, int(wall_s_max * self.config.unit_threads) + 1),
                 wall_s_max=wall_s_max,
             )
-            argv = self.unit_command(grant, scratch)
             env = {"NEXAPOD_UNIT_THREADS": str(self.config.unit_threads)}
             log_event(logger, "unit.started", lease_id=grant.lease_id, unit_id=grant.unit_id)
-            result = self.executor.run(argv, scratch, limits, env)
+            if self.unit_command is None:
+                module = unit_module(grant.workload)
+                result = self.executor.run_module(module, scratch, limits, env)
+            else:
+                result = self.executor.run(self.unit_command(grant, scratch), scratch, limits, env)
             if result.outcome != ExecutionOutcome.OK:
                 self._fail(grant, result.outcome.value, result.describe(), result.wall_s, io)
                 return

@@ -14,13 +14,15 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from nexapod.errors import NodeError
 from nexapod.node.executors._outcome import classify
 from nexapod.node.executors._runtime import (
     check_scratch_dir,
+    module_argv,
     python_runtime_paths,
     shim_argv,
     shim_started,
@@ -28,6 +30,7 @@ from nexapod.node.executors._runtime import (
 )
 from nexapod.node.executors._supervise import KILL_WAIT_S_MAX, supervise, wait_pidfd
 from nexapod.node.executors._types import ExecutionOutcome, ExecutionResult, SandboxLimits
+from nexapod.node.executors._warm import WORKER_CPU_S_MAX, WarmWorker, WorkerKey
 
 __all__ = [
     "BWRAP_INSTALL_HINT",
@@ -159,7 +162,9 @@ class BwrapExecutor:
     name: str = "bwrap"
     isolated: bool = True
 
-    def __init__(self, bwrap_path: str | Path | None = None, *, probe: bool = True) -> None:
+    def __init__(
+        self, bwrap_path: str | Path | None = None, *, probe: bool = True, reuse: bool = True
+    ) -> None:
         found = shutil.which("bwrap") if bwrap_path is None else str(bwrap_path)
         if found is None or not os.access(found, os.X_OK) or not Path(found).is_file():
             raise NodeError(
@@ -169,6 +174,9 @@ class BwrapExecutor:
         self.bwrap_path = found
         self.system_mounts = host_system_mounts()
         self.runtime_paths = python_runtime_paths()
+        self.reuse = reuse  # keep one sandbox warm between units (see _warm)
+        self._worker: WarmWorker | None = None
+        self._worker_lock = threading.Lock()
         if probe:
             self._probe()
 
@@ -199,6 +207,64 @@ class BwrapExecutor:
         )
         started = not raw.spawn_error and shim_started(raw.sync_bytes)
         return classify(raw, limits, started=started, signal_as_exit_code=True)
+
+    def run_module(
+        self,
+        module: str,
+        scratch_dir: Path,
+        limits: SandboxLimits,
+        env: Mapping[str, str],
+    ) -> ExecutionResult:
+        """Run a workload's unit module on ``scratch_dir``: in the warm sandbox when reusing.
+
+        The warm sandbox binds the scratch directory's parent (the node's scratch root), so
+        every unit directory must sit directly in one root.
+        """
+        scratch = check_scratch_dir(scratch_dir)
+        if not self.reuse:
+            return self.run(module_argv(module, scratch), scratch, limits, env)
+        key = WorkerKey.of(module, scratch.parent, env, limits)
+        with self._worker_lock:
+            worker = self._worker
+            if worker is None or not worker.alive or worker.key != key:
+                if worker is not None:
+                    worker.close()
+                worker = self._worker = WarmWorker(key, self._launch_argv(key), kill_sandbox)
+            return worker.run(scratch, limits)
+
+    def close(self) -> None:
+        """Stop the warm sandbox, if one is running."""
+        with self._worker_lock:
+            if self._worker is not None:
+                self._worker.close()
+                self._worker = None
+
+    def _launch_argv(
+        self, key: WorkerKey
+    ) -> Callable[[int, int, Path, Sequence[str]], Sequence[str]]:
+        """How to start a worker sandbox for ``key``: the limits every unit shares."""
+        worker_limits = SandboxLimits(
+            memory_bytes_max=key.memory_bytes_max,
+            cpu_s_max=WORKER_CPU_S_MAX,  # per unit: the worker lowers its soft limit
+            wall_s_max=float(WORKER_CPU_S_MAX),  # per unit: WarmWorker.run's deadline
+            processes_max=key.processes_max,
+            file_bytes_max=key.file_bytes_max,
+        )
+
+        def build(
+            sync_fd: int, info_fd: int, scratch_root: Path, command: Sequence[str]
+        ) -> Sequence[str]:
+            return bwrap_argv(
+                self.bwrap_path,
+                shim_argv(sync_fd, worker_limits, command, nproc=True),
+                scratch_root,
+                unit_env(dict(key.env), scratch_root),
+                info_fd=info_fd,
+                system_mounts=self.system_mounts,
+                runtime_paths=self.runtime_paths,
+            )
+
+        return build
 
     def _probe(self) -> None:
         """Start one trivial sandbox, so a broken setup fails at startup, not per unit."""

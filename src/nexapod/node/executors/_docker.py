@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nexapod.errors import NodeError
 from nexapod.node.executors._outcome import classify
-from nexapod.node.executors._runtime import check_scratch_dir, unit_env
+from nexapod.node.executors._runtime import check_scratch_dir, module_argv, unit_env
 from nexapod.node.executors._supervise import supervise
 from nexapod.node.executors._types import ExecutionResult, SandboxLimits
 
@@ -176,6 +176,19 @@ class DockerExecutor:
         )
         started = not raw.spawn_error and raw.status != _DOCKER_RUN_FAILED
         return classify(raw, limits, started=started, signal_as_exit_code=True)
+
+    def run_module(
+        self,
+        module: str,
+        scratch_dir: Path,
+        limits: SandboxLimits,
+        env: Mapping[str, str],
+    ) -> ExecutionResult:
+        """A new container for every unit."""
+        return self.run(module_argv(module, scratch_dir), scratch_dir, limits, env)
+
+    def close(self) -> None:
+        """Nothing is kept between units."""
 
     def _kill(self, container_name: str) -> None:
         """The container is the daemon's child, not ours: killing the client is not enough."""

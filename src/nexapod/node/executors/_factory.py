@@ -13,14 +13,19 @@ __all__ = ["EXECUTOR_NAMES", "make_executor"]
 EXECUTOR_NAMES = ("bwrap", "docker", "process")
 
 
-def make_executor(name: str, *, docker_image: str | None = None) -> Executor:
+def make_executor(
+    name: str, *, docker_image: str | None = None, sandbox_reuse: bool = True
+) -> Executor:
     """The executor called ``name``, checked to work on this host.
+
+    ``sandbox_reuse`` keeps one bubblewrap sandbox warm between units (see ``_warm``);
+    False starts a fresh sandbox for every unit.
 
     Raises ``node.executor_unavailable`` (with what to do next) when it cannot run here and
     ``node.executor_unknown`` for a name that is not one of ``EXECUTOR_NAMES``.
     """
     if name == "bwrap":
-        return BwrapExecutor()
+        return BwrapExecutor(reuse=sandbox_reuse)
     if name == "process":
         return ProcessExecutor()
     if name == "docker":

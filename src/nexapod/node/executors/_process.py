@@ -15,6 +15,7 @@ from pathlib import Path
 from nexapod.node.executors._outcome import classify
 from nexapod.node.executors._runtime import (
     check_scratch_dir,
+    module_argv,
     shim_argv,
     shim_started,
     unit_env,
@@ -56,3 +57,16 @@ class ProcessExecutor:
         )
         started = not raw.spawn_error and shim_started(raw.sync_bytes)
         return classify(raw, limits, started=started, signal_as_exit_code=False)
+
+    def run_module(
+        self,
+        module: str,
+        scratch_dir: Path,
+        limits: SandboxLimits,
+        env: Mapping[str, str],
+    ) -> ExecutionResult:
+        """A fresh process for every unit."""
+        return self.run(module_argv(module, scratch_dir), scratch_dir, limits, env)
+
+    def close(self) -> None:
+        """Nothing is kept between units."""

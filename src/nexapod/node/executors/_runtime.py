@@ -24,6 +24,7 @@ __all__ = [
     "SHIM_EXEC_FAILED",
     "SHIM_STARTED",
     "check_scratch_dir",
+    "module_argv",
     "python_runtime_paths",
     "scratch_tmp_dir",
     "shim_argv",
@@ -127,6 +128,11 @@ def shim_argv(
         "--",
         *command,
     ]
+
+
+def module_argv(module: str, scratch_dir: Path) -> list[str]:
+    """The command that runs a workload's unit module in a fresh process."""
+    return [sys.executable, "-m", module, str(scratch_dir)]
 
 
 def shim_started(sync_bytes: bytes) -> bool:

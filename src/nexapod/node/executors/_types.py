@@ -130,6 +130,20 @@ class Executor(Protocol):
         env: Mapping[str, str],
     ) -> ExecutionResult: ...
 
+    def run_module(
+        self,
+        module: str,
+        scratch_dir: Path,
+        limits: SandboxLimits,
+        env: Mapping[str, str],
+    ) -> ExecutionResult:
+        """Run a workload's unit module (``python -m MODULE SCRATCH_DIR``, or a warm sandbox)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the executor keeps between units (a warm sandbox)."""
+        ...
+
 
 def _signal_name(number: int) -> str:
     try:

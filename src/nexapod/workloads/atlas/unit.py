@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_MEMORY", "EXIT_OK", "THREADS_MAX", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_MEMORY", "EXIT_OK", "THREADS_MAX", "main", "preload"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -40,6 +40,20 @@ def _limit_blas_threads() -> str:
     for name in _THREAD_VARIABLES:
         os.environ.setdefault(name, str(int(text)))
     return ""
+
+
+def preload() -> None:
+    """Load numpy and the kernel once, for a long-lived worker (``nexapod.workloads.worker``).
+
+    The thread limits come first, as in :func:`main`; a bad ``NEXAPOD_UNIT_THREADS`` stops
+    the worker before it says it is ready.
+    """
+    problem = _limit_blas_threads()
+    if problem:
+        raise SystemExit(f"nexapod unit: {problem}")
+    import nexapod.workloads.atlas._codec
+    import nexapod.workloads.atlas._kernel
+    import nexapod.workloads.atlas._unitio  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
