@@ -80,6 +80,11 @@ class AgentSummary:
     events: deque[UnitEvent] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT_MAX))
 
 
+# A granted unit, the preparation of its scratch directory, and when it was received.
+_Pending = tuple[LeaseGrant, "Future[Path]", float]
+_Leased = tuple[LeaseResponse, list[_Pending]]
+
+
 class NodeAgent:
     """Runs units for one coordinator as one registered node."""
 
@@ -118,22 +123,23 @@ class NodeAgent:
         """Run units until stopped, out of work (``idle_exit_s``) or at ``units_max``.
 
         Lease requests run on their own thread, so asking for the next units never
-        delays starting the one already downloaded.
+        delays starting the one already downloaded; the thread starts downloading a
+        granted unit's inputs as soon as the grant arrives, while a unit is running.
         """
         self.scratch_root.mkdir(parents=True, exist_ok=True)
-        pending: deque[tuple[LeaseGrant, Future[Path], float]] = deque()
+        pending: deque[_Pending] = deque()
         uploads: list[Future[None]] = []
         leased_total = 0
         idle_since = time.monotonic()
         next_lease_at = 0.0
-        asking: Future[LeaseResponse] | None = None
+        asking: Future[_Leased] | None = None
         with (
             ThreadPoolExecutor(max_workers=2, thread_name_prefix="nexapod-io") as io,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexapod-lease") as leaser,
         ):
             while not self._stopping:
                 if asking is not None and asking.done():
-                    granted = self._take_grants(self._lease_answer(asking), pending, io)
+                    granted = self._take_grants(self._lease_answer(asking), pending)
                     leased_total += granted
                     asking = None
                     if not granted:
@@ -143,7 +149,7 @@ class NodeAgent:
                         )
                 want = self._wanted(len(pending), leased_total)
                 if asking is None and want > 0 and time.monotonic() >= next_lease_at:
-                    asking = leaser.submit(self.client.lease, want)
+                    asking = leaser.submit(self._lease, want, io)
                 if pending:
                     grant, prepared, received_at = pending.popleft()
                     self._run_one(grant, prepared, received_at, io, uploads)
@@ -166,7 +172,7 @@ class NodeAgent:
             for upload in uploads:
                 upload.result()
             if asking is not None:
-                self._take_grants(self._lease_answer(asking), pending, io)
+                self._take_grants(self._lease_answer(asking), pending)
             for grant, prepared, _ in pending:  # stopped early: give the work back
                 prepared.cancel()
                 self._report_failure(grant, "node_stopping", "the node stopped before this unit")
@@ -181,7 +187,15 @@ class NodeAgent:
             want = min(want, self.config.units_max - leased_total)
         return want
 
-    def _lease_answer(self, asking: Future[LeaseResponse]) -> LeaseResponse:
+    def _lease(self, want: int, io: ThreadPoolExecutor) -> _Leased:
+        """Ask for ``want`` units and start preparing each grant at once (lease thread)."""
+        response = self.client.lease(want)
+        now = time.monotonic()
+        return response, [
+            (grant, io.submit(self._prepare, grant), now) for grant in response.leases
+        ]
+
+    def _lease_answer(self, asking: Future[_Leased]) -> _Leased:
         """The lease response; a coordinator failure (5xx, unreachable) is waited out.
 
         A refusal (4xx: unknown node, bad signature, clock skew) needs the operator, so it
@@ -197,19 +211,14 @@ class NodeAgent:
             if exc.code != "nexapod.unreachable":
                 raise
             log_event(logger, "lease.failed", code=exc.code)
-        return LeaseResponse(leases=[], retry_after_s=int(self.config.poll_s_max))
+        return LeaseResponse(leases=[], retry_after_s=int(self.config.poll_s_max)), []
 
-    def _take_grants(
-        self,
-        response: LeaseResponse,
-        pending: deque[tuple[LeaseGrant, Future[Path], float]],
-        io: ThreadPoolExecutor,
-    ) -> int:
-        now = time.monotonic()
-        for grant in response.leases:
-            pending.append((grant, io.submit(self._prepare, grant), now))
-            log_event(logger, "lease.received", lease_id=grant.lease_id, unit_id=grant.unit_id)
-        return len(response.leases)
+    def _take_grants(self, leased: _Leased, pending: deque[_Pending]) -> int:
+        _, prepared = leased
+        for item in prepared:
+            pending.append(item)
+            log_event(logger, "lease.received", lease_id=item[0].lease_id, unit_id=item[0].unit_id)
+        return len(prepared)
 
     def _prepare(self, grant: LeaseGrant) -> Path:
         """Fetch and check the unit's inputs, and lay out its scratch directory."""
