@@ -59,6 +59,18 @@ ensure_postgresql() {
   return 1
 }
 
+ensure_go() {
+  # The ledger's log is cross-checked by a third-party implementation of the specs
+  # (Go's golang.org/x/mod/sumdb/note and tlog, from Debian: no module download).
+  if command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/golang.org/x/mod ]; then
+    return 0
+  fi
+  say "installing Go and golang.org/x/mod (a third-party check of the ledger's log)…"
+  apt_install golang-go golang-golang-x-mod-dev && return 0
+  say "could not install Go: run 'sudo apt-get install golang-go golang-golang-x-mod-dev'"
+  return 1
+}
+
 ensure_venv() {
   # ensure_venv EXTRAS : .venv with the project installed (editable) with those extras.
   local extras="$1" python stamp want

@@ -5,6 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 ensure_venv "test"
 ensure_bubblewrap || die "the sandbox tests need bubblewrap"
 ensure_postgresql || die "the PostgreSQL tests need PostgreSQL's server binaries"
+ensure_go || die "the ledger's third-party log check needs Go"
 cd "$ROOT"
 say "ruff…"
 "$VENV/bin/ruff" check src tests bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,10 +12,27 @@ import httpx
 from fastapi.testclient import TestClient
 
 from nexapod.crypto import SigningKey, b64encode, sha256_hex, sign_document, sign_request
+from nexapod.ledger import log_store
+from nexapod.ledger import service as ledger
+from nexapod.ledger.accounts import mint_account_id, parse_account_id
+from nexapod.ledger.rules import NewTransfer, TransferResult
+from nexapod.ledger.store import ACCOUNTS, TRANSFERS
 from nexapod.node.home import node_registration, user_registration
 from nexapod.protocol.v1 import PURPOSE_RESULT, LeaseGrant, ResultDocument
+from nexapod.storage.uow import UnitOfWorkFactory
 
-__all__ = ["Actor", "PROFILE", "make_node", "make_user", "result_item", "signed"]
+__all__ = [
+    "Actor",
+    "LedgerState",
+    "PROFILE",
+    "fund",
+    "ledger_state",
+    "make_node",
+    "make_user",
+    "new_transfer_id",
+    "result_item",
+    "signed",
+]
 
 PROFILE: dict[str, Any] = {
     "cpu_model": "Test CPU",
@@ -105,3 +123,45 @@ def result_item(node: Actor, grant: LeaseGrant, data: bytes, **overrides: Any) -
     }
     item.update(overrides)
     return item
+
+
+def new_transfer_id() -> str:
+    """A fresh client-chosen transfer id (128 random bits, never all zero)."""
+    return f"{secrets.randbits(128) | 1:032x}"
+
+
+def fund(uow_factory: UnitOfWorkFactory, account_id: str, amount: int) -> TransferResult:
+    """Mint ``amount`` into ``account_id`` from its asset's issuer or gateway."""
+    ref = parse_account_id(account_id)
+    assert ref is not None, account_id
+    transfer = NewTransfer(new_transfer_id(), mint_account_id(ref.asset), account_id, amount)
+    (result,) = ledger.transfer(uow_factory, [transfer], time.time_ns() // 1_000_000)
+    return result
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    """Everything a refused batch must leave unchanged."""
+
+    accounts: dict[str, tuple[int, int, int, int]]
+    transfers: dict[str, tuple[Any, ...]]
+    tree_size: int
+
+
+def ledger_state(uow_factory: UnitOfWorkFactory) -> LedgerState:
+    with uow_factory() as uow:
+        session = uow.session
+        accounts = {
+            row[0]: tuple(row[1:])
+            for row in session.execute(
+                ACCOUNTS.select().with_only_columns(
+                    ACCOUNTS.c.account_id,
+                    ACCOUNTS.c.debits_pending,
+                    ACCOUNTS.c.debits_posted,
+                    ACCOUNTS.c.credits_pending,
+                    ACCOUNTS.c.credits_posted,
+                )
+            )
+        }
+        transfers = {row[0]: tuple(row) for row in session.execute(TRANSFERS.select())}
+        return LedgerState(accounts, transfers, log_store.read_tree_size(session))  # type: ignore[arg-type]

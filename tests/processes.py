@@ -74,6 +74,11 @@ class CoordinatorProcess:
         except httpx.TransportError:
             return False
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, as a power cut or the OOM killer would do it."""
+        self.process.kill()
+        self.process.wait(timeout=20)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

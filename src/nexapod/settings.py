@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     lease_slack_factor: int = Field(10, ge=1, le=1000)
     unit_attempts_max: int = Field(5, ge=1, le=100)
     page_size_max: int = Field(200, ge=1, le=10_000)
+    # The ledger's log (docs/ledger.md): its origin line, the checkpoint key, how often
+    # new entries are integrated and signed, and how many one round may take.
+    ledger_log_origin: str = Field(
+        "localhost/nexapod-ledger", min_length=1, max_length=200, pattern=r"^[!-*,-~]+$"
+    )
+    ledger_log_key_file: Path | None = None
+    ledger_checkpoint_interval_s: float = Field(1.0, ge=0.05, le=60.0)
+    ledger_integrate_entries_max: int = Field(200_000, ge=1, le=10_000_000)
 
     @classmethod
     def settings_customise_sources(
@@ -80,6 +88,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'coordinator.sqlite3'}"
+
+    def resolved_ledger_log_key_file(self) -> Path:
+        """The log's Ed25519 key file, defaulting to the data directory."""
+        return self.ledger_log_key_file or self.data_dir / "ledger-log.key"
 
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with some values replaced (validated again)."""

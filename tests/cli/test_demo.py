@@ -43,6 +43,10 @@ def test_demo_runs_an_atlas_job_and_reports_who_computed_what(tmp_path: Path) ->
     assert re.search(r"job wall time [\d.]+ s, [\d,]+ FLOPs verified, achieved", out)
     assert "atlas sample: spectrum 2500 and its nearest neighbours" in out
     assert len(re.findall(r"spectrum +\d+ +cosine 0\.\d{6}", out)) == 8
+    assert re.search(
+        r"ledger checkpoint \(verifier key localhost/nexapod-ledger\+[0-9a-f]{8}\+", out
+    )
+    assert re.search(r"ledger verifier: OK: tree size \d+, root [A-Za-z0-9+/]{43}=", out)
     assert (tmp_path / "demo" / "coordinator" / "coordinator.sqlite3").exists()
     node_logs = sorted((tmp_path / "demo" / "logs").glob("node*.log"))
     assert len(node_logs) == 3

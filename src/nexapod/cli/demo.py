@@ -33,6 +33,7 @@ USERS = ("alice", "bob", "carol")
 STARTUP_S_MAX = 60.0
 DEFAULT_SPECTRA = 24_000
 POLL_S = 0.25
+LEDGER_WAIT_S_MAX = 10.0
 
 
 @dataclass
@@ -86,6 +87,7 @@ def demo(
             )
             job = _follow(url, job, node_ids, processes, timeout_s)
             _report(url, job)
+            _ledger(url)
             if serve:
                 console.print(f"[bold]serving[/bold] at {url} (Ctrl-C to stop)")
                 for proc in processes[1:]:
@@ -258,6 +260,30 @@ def _report(url: str, job: JobView) -> None:
             highlight=False,
         )
     console.print(f"atlas product sha256 {job.product_sha256}", highlight=False)
+
+
+def _ledger(url: str) -> None:
+    """The ledger's newest signed checkpoint, and the independent verifier run on it."""
+    from nexapod.ledger.note import parse_vkey
+    from nexapod.ledger.verifier import HttpSource, LogVerificationError, verify_log
+
+    source = HttpSource(url)
+    deadline = time.monotonic() + LEDGER_WAIT_S_MAX
+    while True:  # the coordinator signs its first checkpoint within a second of start
+        response = source.client.get(f"{url}/v1/ledger/log/checkpoint")
+        if response.status_code == 200 or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    vkey = source.get("/v1/ledger/log/vkey").text.strip()
+    console.print(f"[bold]ledger checkpoint[/bold] (verifier key {vkey}):", highlight=False)
+    console.print(source.checkpoint().rstrip("\n"), highlight=False, markup=False)
+    try:
+        report = verify_log(source, parse_vkey(vkey))
+    except LogVerificationError as exc:
+        fail(f"the ledger did not verify: {exc}")
+    finally:
+        source.close()
+    console.print(f"ledger verifier: {report.line()}", highlight=False, markup=False)
 
 
 def _stop(proc: DemoProcess) -> None:

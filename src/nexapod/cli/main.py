@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nexapod.cli import coordinator, job, node
+from nexapod.cli import coordinator, job, ledger, node
 from nexapod.cli.demo import demo
 
 __all__ = ["app"]
@@ -18,4 +18,5 @@ app = typer.Typer(
 app.add_typer(coordinator.app, name="coordinator")
 app.add_typer(node.app, name="node")
 app.add_typer(job.app, name="job")
+app.add_typer(ledger.app, name="ledger")
 app.command("demo")(demo)

@@ -13,8 +13,11 @@ from pydantic import BaseModel
 import nexapod
 from nexapod.coordinator.context import Context, mesh_limits, system_clock_ms
 from nexapod.coordinator.limits import BodySizeLimit
-from nexapod.coordinator.maintenance import MaintenanceLoop
+from nexapod.coordinator.maintenance import CheckpointLoop, MaintenanceLoop
 from nexapod.coordinator.problems import install_problem_handlers
+from nexapod.ledger.api import router as ledger_router
+from nexapod.ledger.log_api import router as ledger_log_router
+from nexapod.ledger.log_key import ensure_log_key, load_log_identity
 from nexapod.mesh.api import router as mesh_router
 from nexapod.registry.api import router as registry_router
 from nexapod.settings import Settings
@@ -40,23 +43,28 @@ def create_app(
     engine = make_engine(settings.resolved_database_url())
     if migrate:
         migrate_to_head(engine)
+    key_file = settings.resolved_ledger_log_key_file()
+    ensure_log_key(key_file)
     ctx = Context(
         settings=settings,
         uow_factory=unit_of_work_factory(engine),
         read_uow_factory=unit_of_work_factory(engine, read_only=True),
         limits=mesh_limits(settings),
+        log=load_log_identity(key_file, settings.ledger_log_origin),
         clock_ms=clock_ms,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        loop = MaintenanceLoop(ctx) if run_maintenance else None
-        if loop is not None:
+        loops: list[MaintenanceLoop | CheckpointLoop] = []
+        if run_maintenance:
+            loops = [MaintenanceLoop(ctx), CheckpointLoop(ctx)]
+        for loop in loops:
             loop.start()
         try:
             yield
         finally:
-            if loop is not None:
+            for loop in loops:
                 loop.stop()
             engine.dispose()
 
@@ -70,6 +78,8 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(registry_router)
     app.include_router(mesh_router)
+    app.include_router(ledger_router)
+    app.include_router(ledger_log_router)
 
     @app.get("/v1/health", tags=["operations"])
     def health() -> Health:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from nexapod.ledger.integrator import LogIdentity
 from nexapod.mesh.rules import LeaseTiming
 from nexapod.mesh.service import MeshLimits
 from nexapod.settings import Settings
@@ -30,8 +31,10 @@ class Context:
     uow_factory: UnitOfWorkFactory
     read_uow_factory: UnitOfWorkFactory
     limits: MeshLimits
+    log: LogIdentity
     clock_ms: Callable[[], int] = system_clock_ms
     jobs_to_merge: threading.Event = field(default_factory=threading.Event)
+    entries_to_integrate: threading.Event = field(default_factory=threading.Event)
 
     def uow(self) -> UnitOfWork:
         return self.uow_factory()

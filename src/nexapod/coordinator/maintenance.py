@@ -13,12 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from nexapod.coordinator.context import Context
+from nexapod.ledger.integrator import integrate_pending
+from nexapod.ledger.log_store import read_tree_size
+from nexapod.ledger.tile_store import StoredCheckpoint
 from nexapod.logs import log_event
 from nexapod.mesh import service as mesh
 from nexapod.mesh.store import JobRow
 from nexapod.registry import service as registry
 
-__all__ = ["MaintenanceLoop", "run_maintenance_once"]
+__all__ = ["CheckpointLoop", "MaintenanceLoop", "integrate_log_once", "run_maintenance_once"]
 
 logger = logging.getLogger("nexapod.coordinator.maintenance")
 INTERVAL_S = 1.0
@@ -76,3 +79,51 @@ class MaintenanceLoop:
                 logger.exception("maintenance.failed")
             self._ctx.jobs_to_merge.wait(INTERVAL_S)
             self._ctx.jobs_to_merge.clear()
+
+
+def integrate_log_once(ctx: Context) -> StoredCheckpoint | None:
+    """Integrate what the log gained and sign a checkpoint; None when there was nothing."""
+    checkpoint = integrate_pending(
+        ctx.uow_factory, ctx.log, ctx.clock_ms(), ctx.settings.ledger_integrate_entries_max
+    )
+    if checkpoint is not None:
+        log_event(logger, "ledger.checkpoint", tree_size=checkpoint.tree_size)
+    return checkpoint
+
+
+class CheckpointLoop:
+    """Signs a checkpoint every ``ledger_checkpoint_interval_s`` while entries arrive.
+
+    A round that hit ``ledger_integrate_entries_max`` goes again at once, so a backlog
+    (after a restart, say) drains without waiting out the interval each time.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nexapod-checkpoints", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._ctx.entries_to_integrate.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        interval_s = self._ctx.settings.ledger_checkpoint_interval_s
+        while not self._stop.is_set():
+            backlog = False
+            try:
+                checkpoint = integrate_log_once(self._ctx)
+                backlog = checkpoint is not None and self._behind(checkpoint)
+            except (OperationalError, IntegrityError):
+                logger.exception("ledger.checkpoint_failed")
+            if not backlog:
+                self._ctx.entries_to_integrate.wait(interval_s)
+                self._ctx.entries_to_integrate.clear()
+
+    def _behind(self, checkpoint: StoredCheckpoint) -> bool:
+        with self._ctx.read_uow() as uow:
+            return read_tree_size(uow.session) > checkpoint.tree_size

@@ -21,6 +21,7 @@ from types import FrameType
 import uvicorn
 
 from nexapod.coordinator.app import create_app
+from nexapod.ledger.log_key import ensure_log_key
 from nexapod.settings import Settings
 from nexapod.storage import make_engine, migrate_to_head
 
@@ -55,6 +56,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
     engine = make_engine(settings.resolved_database_url())
     migrate_to_head(engine)
     engine.dispose()
+    ensure_log_key(settings.resolved_ledger_log_key_file())  # before workers load it
     if workers == 1:
         app = create_app(settings, migrate=False)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -54,9 +54,31 @@ _PLAIN_INT_MAX = 2**53 - 1
 
 
 def _is_plain(value: Any, depth: int) -> bool:
-    """True for the common case the fast path serves: ASCII text, small ints, no floats."""
+    """True for the common case the fast path serves: ASCII text, small ints, no floats.
+
+    Written as loops over exact types first (ledger entries and signed documents are
+    flat objects of strings and integers, checked by the million), with isinstance for
+    subclasses such as enums.
+    """
     if depth > _DEPTH_MAX:
         return False
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            item_kind = type(item)
+            if item_kind is str:
+                if not item.isascii():
+                    return False
+            elif item_kind is int:
+                if not -_PLAIN_INT_MAX <= item <= _PLAIN_INT_MAX:
+                    return False
+            elif not _is_plain(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_is_plain(item, depth + 1) for item in value)
     if value is None or isinstance(value, bool):
         return True
     if isinstance(value, int):

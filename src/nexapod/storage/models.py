@@ -1,7 +1,9 @@
 """Imports every area's tables so that ``Base.metadata`` knows them all (for Alembic)."""
 
+from nexapod.ledger import store as ledger_store
+from nexapod.ledger import tile_store as ledger_tile_store
 from nexapod.mesh import store as mesh_store
 from nexapod.registry import store as registry_store
 from nexapod.storage.base import Base
 
-__all__ = ["Base", "mesh_store", "registry_store"]
+__all__ = ["Base", "ledger_store", "ledger_tile_store", "mesh_store", "registry_store"]

@@ -27,6 +27,15 @@ from nexapod.protocol.v1.leases import (
     SubmitResultsRequest,
     SubmitResultsResponse,
 )
+from nexapod.protocol.v1.ledger import (
+    AccountView,
+    TransferBatchRequest,
+    TransferBatchResponse,
+    TransferItem,
+    TransferOutcome,
+    TransferPage,
+    TransferView,
+)
 from nexapod.protocol.v1.problem import Problem
 from nexapod.protocol.v1.registry import (
     GpuInfo,
@@ -45,6 +54,7 @@ PURPOSE_NODE_AUTHORIZATION = "nexapod.node_authorization.v1"
 PURPOSE_RESULT = "nexapod.result.v1"
 
 __all__ = [
+    "AccountView",
     "FailureReport",
     "GpuInfo",
     "HardwareProfile",
@@ -75,6 +85,12 @@ __all__ = [
     "SubmitResultsRequest",
     "SubmitResultsResponse",
     "SyntheticDataset",
+    "TransferBatchRequest",
+    "TransferBatchResponse",
+    "TransferItem",
+    "TransferOutcome",
+    "TransferPage",
+    "TransferView",
     "UnitFailure",
     "UserDocument",
     "UserView",

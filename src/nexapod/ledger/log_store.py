@@ -1,0 +1,115 @@
+"""Appending entries to the ledger's log, inside the caller's transaction.
+
+Every event the ledger publishes (a transfer, an expired hold, and later pool
+transitions, blacklistings and policy changes) is one entry: the canonical JSON
+(RFC 8785) of ``{"kind": ..., "v": 1, ...body}``, at the next index, with its leaf hash
+(RFC 9162 §2.1). The entry is written in the same transaction as the change it
+records, so the log never shows a change that did not commit, nor misses one that did.
+
+Appends are serialised so that indexes run 0, 1, 2, ... without gaps or repeats:
+
+- on SQLite every write transaction starts with ``BEGIN IMMEDIATE`` and holds the
+  database's one write lock, so appends are already one at a time;
+- on PostgreSQL :func:`lock_log` takes the transaction-level advisory lock
+  :data:`LOG_LOCK_KEY` before the head is read, so concurrent coordinator processes
+  append one transaction at a time. The lock is released at commit or rollback.
+
+Take the log lock before any other lock a use case needs (the transfer service locks
+it before the accounts it touches), so that two writers never wait on each other in
+opposite orders.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session
+
+from nexapod.crypto import canonical_json
+from nexapod.ledger.merkle import leaf_hash
+from nexapod.ledger.store import LOG_ENTRIES, LOG_HEAD, LOG_HEAD_ID
+
+__all__ = [
+    "ENTRIES_PER_APPEND_MAX",
+    "ENTRY_BYTES_MAX",
+    "ENTRY_VERSION",
+    "LOG_LOCK_KEY",
+    "READ_ENTRIES_MAX",
+    "append_entries",
+    "lock_log",
+    "read_entries",
+    "read_tree_size",
+]
+
+LOG_LOCK_KEY = int.from_bytes(b"NXLEDGER", "big")
+"""The PostgreSQL advisory lock key of log appends: the ASCII bytes ``NXLEDGER``."""
+
+ENTRY_VERSION = 1
+ENTRY_BYTES_MAX = 0xFFFF  # the 16-bit length prefix of a tlog-tiles entry bundle
+ENTRIES_PER_APPEND_MAX = 10_000
+READ_ENTRIES_MAX = 10_000
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+assert 0 < LOG_LOCK_KEY < 2**63, "a PostgreSQL bigint"
+
+
+def lock_log(session: Session) -> None:
+    """Become the log's one appender until this transaction ends (PostgreSQL only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOG_LOCK_KEY})
+
+
+def read_tree_size(session: Session) -> int:
+    """How many entries the log holds (committed, or appended in this transaction)."""
+    tree_size = session.execute(
+        select(LOG_HEAD.c.tree_size).where(LOG_HEAD.c.head_id == LOG_HEAD_ID)
+    ).scalar_one()
+    assert tree_size >= 0
+    return int(tree_size)
+
+
+def append_entries(session: Session, kind: str, bodies: Sequence[Mapping[str, Any]]) -> int:
+    """Append one entry per body, in order; returns the index of the first.
+
+    A body holds integers (within 2^53), text, booleans, nulls, lists and objects;
+    amounts travel as decimal text. ``kind`` and the format version ``v`` are added
+    here. The caller commits (or rolls back) the transaction.
+    """
+    assert _KIND.fullmatch(kind), f"entry kind {kind!r}"
+    assert len(bodies) <= ENTRIES_PER_APPEND_MAX, "append in smaller batches"
+    lock_log(session)
+    first_index = read_tree_size(session)
+    if not bodies:
+        return first_index
+    rows = []
+    index = first_index
+    for body in bodies:
+        assert "kind" not in body, "kind is the append's"
+        assert "v" not in body, "v is the append's"
+        entry = canonical_json({"kind": kind, "v": ENTRY_VERSION, **body})
+        assert len(entry) <= ENTRY_BYTES_MAX, "an entry is small"
+        rows.append({"leaf_index": index, "entry": entry, "leaf_hash": leaf_hash(entry)})
+        index += 1
+    session.execute(insert(LOG_ENTRIES), rows)
+    moved = session.execute(
+        update(LOG_HEAD)
+        .where(LOG_HEAD.c.head_id == LOG_HEAD_ID, LOG_HEAD.c.tree_size == first_index)
+        .values(tree_size=index)
+    )
+    assert moved.rowcount == 1, "the log head moved under an append"  # type: ignore[attr-defined]
+    return first_index
+
+
+def read_entries(session: Session, start: int, stop: int) -> list[tuple[int, bytes, bytes]]:
+    """Entries ``start <= index < stop`` as (index, entry bytes, leaf hash), in order."""
+    assert 0 <= start <= stop
+    assert stop - start <= READ_ENTRIES_MAX, "read in smaller ranges"
+    rows = session.execute(
+        select(LOG_ENTRIES.c.leaf_index, LOG_ENTRIES.c.entry, LOG_ENTRIES.c.leaf_hash)
+        .where(LOG_ENTRIES.c.leaf_index >= start, LOG_ENTRIES.c.leaf_index < stop)
+        .order_by(LOG_ENTRIES.c.leaf_index)
+    ).all()
+    return [(int(i), bytes(entry), bytes(hash_)) for i, entry, hash_ in rows]

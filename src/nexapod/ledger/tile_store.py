@@ -1,0 +1,149 @@
+"""Stored tiles and checkpoints of the ledger's log, and reads of them for proofs and serving.
+
+Tiles are kept by (level, index) with their current width: a partial tile is widened in
+place as the log grows, and a tile of width W serves any partial tile ``.p/w`` with w <= W
+(hashes in a tile never change; later tiles only extend them). Every signed checkpoint
+is kept, so any past tree head can be shown and proven consistent with the newest.
+Entry bundles are not stored: they are built from the log's entries on request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session
+
+from nexapod.ledger.tiles import TileId
+from nexapod.storage.base import Base
+
+__all__ = [
+    "CHECKPOINTS",
+    "TILES",
+    "StoredCheckpoint",
+    "checkpoint_at",
+    "insert_checkpoint",
+    "latest_checkpoint",
+    "read_tiles",
+    "write_tiles",
+]
+
+_metadata: MetaData = Base.metadata
+
+TILES = Table(
+    "ledger_tiles",
+    _metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("tile_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("width", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+CHECKPOINTS = Table(
+    "ledger_checkpoints",
+    _metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("signed_at_ms", BigInteger, nullable=False),
+)
+
+_TILES_PER_QUERY_MAX = 64
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    tree_size: int
+    root_hash: bytes
+    note: str
+    signed_at_ms: int
+
+
+def read_tiles(session: Session, tiles: Sequence[TileId]) -> dict[tuple[int, int], bytes]:
+    """Stored data of each (level, index) asked for that exists, at its stored width."""
+    found: dict[tuple[int, int], bytes] = {}
+    for start in range(0, len(tiles), _TILES_PER_QUERY_MAX):
+        chunk = tiles[start : start + _TILES_PER_QUERY_MAX]
+        condition = or_(
+            *(and_(TILES.c.level == t.level, TILES.c.tile_index == t.index) for t in chunk)
+        )
+        rows = session.execute(
+            select(TILES.c.level, TILES.c.tile_index, TILES.c.data).where(condition)
+        ).all()
+        for level, index, data in rows:
+            found[(int(level), int(index))] = bytes(data)
+    return found
+
+
+def write_tiles(session: Session, tiles: Iterable[tuple[TileId, bytes]]) -> int:
+    """Store tiles, replacing a narrower version of the same (level, index)."""
+    rows: list[dict[str, Any]] = []
+    for tile, data in tiles:
+        assert tile.level >= 0, "entry bundles are not stored"
+        rows.append(
+            {"level": tile.level, "tile_index": tile.index, "width": tile.width, "data": data}
+        )
+    if not rows:
+        return 0
+    for start in range(0, len(rows), _TILES_PER_QUERY_MAX):
+        chunk = rows[start : start + _TILES_PER_QUERY_MAX]
+        session.execute(
+            delete(TILES).where(
+                or_(
+                    *(
+                        and_(TILES.c.level == r["level"], TILES.c.tile_index == r["tile_index"])
+                        for r in chunk
+                    )
+                )
+            )
+        )
+    session.execute(insert(TILES), rows)
+    return len(rows)
+
+
+def latest_checkpoint(session: Session) -> StoredCheckpoint | None:
+    row = session.execute(
+        select(CHECKPOINTS).order_by(CHECKPOINTS.c.tree_size.desc()).limit(1)
+    ).first()
+    return None if row is None else _checkpoint(row)
+
+
+def checkpoint_at(session: Session, tree_size: int) -> StoredCheckpoint | None:
+    row = session.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.tree_size == tree_size)).first()
+    return None if row is None else _checkpoint(row)
+
+
+def insert_checkpoint(session: Session, checkpoint: StoredCheckpoint) -> None:
+    session.execute(
+        insert(CHECKPOINTS).values(
+            tree_size=checkpoint.tree_size,
+            root_hash=checkpoint.root_hash,
+            note=checkpoint.note,
+            signed_at_ms=checkpoint.signed_at_ms,
+        )
+    )
+
+
+def _checkpoint(row: Row[Any]) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        tree_size=int(row.tree_size),
+        root_hash=bytes(row.root_hash),
+        note=str(row.note),
+        signed_at_ms=int(row.signed_at_ms),
+    )
