@@ -22,6 +22,7 @@ from nexapod.ledger.log_store import read_entries
 from nexapod.ledger.merkle import (
     HASH_SIZE,
     TREE_SIZE_MAX,
+    SubtreeCoord,
     prove_consistency,
     prove_inclusion,
 )
@@ -31,12 +32,13 @@ from nexapod.ledger.tile_store import (
     checkpoint_at,
     latest_checkpoint,
     read_tiles,
+    read_tiles_with_nodes,
 )
 from nexapod.ledger.tiles import (
+    TILE_HEIGHT,
     TILE_WIDTH,
-    TileHashReader,
-    TileId,
     encode_entry_bundle,
+    inner_node,
     parse_tile_path,
     tile_width,
 )
@@ -88,15 +90,39 @@ def tile_bytes(session: Session, path: str) -> bytes:
     return data[: tile.width * HASH_SIZE]
 
 
-def _reader(session: Session, tree_size: int) -> TileHashReader:
-    def read(tiles: Sequence[TileId]) -> list[bytes]:
-        found = read_tiles(session, tiles)
-        missing = [t.path for t in tiles if (t.level, t.index) not in found]
-        if missing:
-            raise TileNotFoundError(f"tiles {', '.join(missing)} are not stored")
-        return [found[(t.level, t.index)] for t in tiles]
+class _StoredTileReader:
+    """Subtree hashes straight from stored tiles and their inner nodes: one query, no hashing.
 
-    return TileHashReader(tree_size, read)
+    A subtree of height 8L + j starting at leaf ``i`` is node j of tile (L, i >> 8(L+1))
+    (see ``tiles.inner_node``); a proof reads at most one tile per tile level.
+    """
+
+    def __init__(self, session: Session, tree_size: int) -> None:
+        self._session = session
+        self._tree_size = tree_size
+
+    def read_hashes(self, coords: Sequence[SubtreeCoord]) -> list[bytes]:
+        plan = []
+        for level, index in coords:
+            if level < 0 or index < 0 or (index + 1) << level > self._tree_size:
+                raise ProofRequestError(f"subtree ({level}, {index}) is not in the tree")
+            tile_level, height = divmod(level, TILE_HEIGHT)
+            tile_index, offset = divmod(index << height, TILE_WIDTH)
+            plan.append((tile_level, tile_index, height, offset))
+        keys = list(dict.fromkeys((lv, ix) for lv, ix, _, _ in plan))
+        stored = read_tiles_with_nodes(self._session, keys)
+        hashes = []
+        for tile_level, tile_index, height, offset in plan:
+            found = stored.get((tile_level, tile_index))
+            if found is None:
+                raise TileNotFoundError(f"tile {tile_level}/{tile_index} is not stored")
+            data, nodes = found
+            hashes.append(inner_node(data, nodes, height, offset))
+        return hashes
+
+
+def _reader(session: Session, tree_size: int) -> _StoredTileReader:
+    return _StoredTileReader(session, tree_size)
 
 
 def _tree_size(session: Session, tree_size: int | None) -> int:

@@ -22,15 +22,17 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     insert,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from nexapod.ledger.tiles import TileId
+from nexapod.ledger.tiles import TileId, tile_inner_nodes
 from nexapod.storage.base import Base
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "insert_checkpoint",
     "latest_checkpoint",
     "read_tiles",
+    "read_tiles_with_nodes",
     "write_tiles",
 ]
 
@@ -53,6 +56,7 @@ TILES = Table(
     Column("tile_index", BigInteger, primary_key=True, autoincrement=False),
     Column("width", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
+    Column("nodes", LargeBinary, nullable=False),  # tiles.tile_inner_nodes(data)
 )
 
 CHECKPOINTS = Table(
@@ -91,13 +95,39 @@ def read_tiles(session: Session, tiles: Sequence[TileId]) -> dict[tuple[int, int
     return found
 
 
+_READ_WITH_NODES = select(TILES.c.level, TILES.c.tile_index, TILES.c.data, TILES.c.nodes).where(
+    tuple_(TILES.c.level, TILES.c.tile_index).in_(bindparam("keys", expanding=True))
+)
+"""Built once: proofs run it on every request, and a cached statement skips compilation."""
+
+
+def read_tiles_with_nodes(
+    session: Session, keys: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[bytes, bytes]]:
+    """(data, inner nodes) of each stored (level, index) asked for."""
+    found: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+    if not keys:
+        return found
+    assert len(keys) <= _TILES_PER_QUERY_MAX
+    rows = session.execute(_READ_WITH_NODES, {"keys": list(keys)}).all()
+    for level, index, data, nodes in rows:
+        found[(int(level), int(index))] = (bytes(data), bytes(nodes))
+    return found
+
+
 def write_tiles(session: Session, tiles: Iterable[tuple[TileId, bytes]]) -> int:
     """Store tiles, replacing a narrower version of the same (level, index)."""
     rows: list[dict[str, Any]] = []
     for tile, data in tiles:
         assert tile.level >= 0, "entry bundles are not stored"
         rows.append(
-            {"level": tile.level, "tile_index": tile.index, "width": tile.width, "data": data}
+            {
+                "level": tile.level,
+                "tile_index": tile.index,
+                "width": tile.width,
+                "data": data,
+                "nodes": tile_inner_nodes(data),
+            }
         )
     if not rows:
         return 0

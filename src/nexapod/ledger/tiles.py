@@ -17,6 +17,7 @@ prefixed with ``x`` (1234067 -> ``x001/x234/067``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ __all__ = [
     "integrate",
     "parse_tile_path",
     "root_from_edge",
+    "tile_inner_nodes",
+    "inner_node",
     "tile_width",
     "tiles_for_size",
 ]
@@ -172,6 +175,46 @@ def tile_width(tree_size: int, level: int, index: int) -> int:
     assert ENTRIES_LEVEL <= level <= TILE_LEVEL_MAX
     count = tree_size >> (TILE_HEIGHT * max(level, 0))
     return max(0, min(TILE_WIDTH, count - index * TILE_WIDTH))
+
+
+def tile_inner_nodes(data: bytes) -> bytes:
+    """Every complete subtree hash inside a tile, above its own level: heights 1 to 7.
+
+    A tile of width W holds W hashes at height 0; height j has ``W >> j`` complete
+    subtrees, stored one height after the other. With these next to the tile, any
+    subtree hash a proof needs is a slice, not 2**j - 1 hashes computed on each request.
+    """
+    width = len(data) // HASH_SIZE
+    assert 0 < width <= TILE_WIDTH and len(data) == width * HASH_SIZE
+    levels: list[bytes] = []
+    below = data
+    for _ in range(1, TILE_HEIGHT):
+        pairs = len(below) // (2 * HASH_SIZE)
+        if pairs == 0:
+            break
+        below = b"".join(
+            [_node(below[o : o + 2 * HASH_SIZE]) for o in range(0, pairs * 2 * HASH_SIZE, 64)]
+        )
+        levels.append(below)
+    return b"".join(levels)
+
+
+def inner_node(data: bytes, nodes: bytes, height: int, offset: int) -> bytes:
+    """The hash of the complete subtree of 2**height tile hashes starting at ``offset``.
+
+    ``nodes`` is :func:`tile_inner_nodes` of ``data``; height 0 is the tile itself.
+    """
+    assert 0 <= height < TILE_HEIGHT and offset % (1 << height) == 0
+    width = len(data) // HASH_SIZE
+    if height == 0:
+        return data[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
+    start = sum(width >> j for j in range(1, height)) + (offset >> height)
+    assert (offset >> height) < width >> height, "the subtree is not complete in this tile"
+    return nodes[start * HASH_SIZE : (start + 1) * HASH_SIZE]
+
+
+def _node(pair: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + pair).digest()
 
 
 def edge_tiles(tree_size: int) -> list[TileId]:

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("tile_index", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("width", sa.Integer(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("nodes", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("level", "tile_index"),
     )
     op.create_table(
