@@ -25,11 +25,13 @@ from nexapod.ledger.export import export_log
 from nexapod.ledger.integrator import LogIdentity
 from nexapod.ledger.merkle import leaf_hash
 from nexapod.ledger.note import NoteSigner
+from nexapod.ledger.receipts import verify_receipt
 from nexapod.ledger.rules import NewTransfer
 from nexapod.ledger.store import ACCOUNTS, LOG_ENTRIES
 from nexapod.ledger.tile_store import CHECKPOINTS, TILES
 from nexapod.ledger.verifier import HttpSource, LogVerificationError, verify_log
-from tests.factories import fund, make_user, new_transfer_id
+from nexapod.protocol.v1.ledger_log import Receipt
+from tests.factories import fund, make_user, new_transfer_id, signed
 from tests.ledger.test_tlog_third_party import tlogcheck  # noqa: F401 - a fixture
 
 NOW_MS = 1_795_000_000_000
@@ -263,3 +265,30 @@ def test_a_receipt_from_the_cli_checks_offline(api: TestClient, tmp_path: Path) 
     assert bad.exit_code == 1 and bad.output.startswith("FAIL:")
     malformed = runner.invoke(cli_app, ["ledger", "receipt", "verify", str(path), "--vkey", "x"])
     assert malformed.exit_code == 1 and "vkey" in malformed.output
+
+
+def test_a_transfer_response_carries_receipts_that_check_offline(api: TestClient) -> None:
+    ctx = context(api)
+    alice = make_user(api, "alice")
+    make_user(api, "bob")
+    fund(ctx.uow_factory, "user:alice:NXC", 10**30)
+    items = [
+        {
+            "transfer_id": new_transfer_id(),
+            "debit_account_id": "user:alice:NXC",
+            "credit_account_id": "user:bob:NXC",
+            "amount": str(amount),
+        }
+        for amount in (2**70, 5)
+    ]
+    response = signed(api, alice, "POST", "/v1/transfers?receipts=true", {"transfers": items})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert len(body["receipts"]) == 2
+    for outcome, raw in zip(body["results"], body["receipts"], strict=True):
+        receipt = Receipt.model_validate(raw)
+        assert receipt.inclusion.leaf_index == outcome["transfer"]["log_index"]
+        _, entry = verify_receipt(receipt, ctx.log.signer.verifier)
+        assert outcome["transfer"]["transfer_id"].encode() in entry
+    plain = signed(api, alice, "POST", "/v1/transfers", {"transfers": [dict(items[1])]})
+    assert plain.status_code == 201 and plain.json()["receipts"] is None

@@ -1,4 +1,5 @@
-"""The coordinator's background duties: merge finished jobs, expire leases, prune nonces.
+"""The coordinator's background duties: merge finished jobs, expire leases and holds, prune
+nonces, and (on its own thread) integrate the ledger's log into signed checkpoints.
 
 Each duty is idempotent, so several coordinator processes over one database may run
 it side by side; a crash in the middle is finished by the next pass.
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from nexapod.coordinator.context import Context
+from nexapod.ledger import service as ledger
 from nexapod.ledger.integrator import integrate_pending
 from nexapod.ledger.log_store import read_tree_size
 from nexapod.ledger.tile_store import StoredCheckpoint
@@ -38,6 +40,10 @@ def run_maintenance_once(ctx: Context) -> int:
         log_event(logger, "lease.expired", count=expired)
     with ctx.uow() as uow:
         registry.prune_nonces(uow, now_ms)
+    voided = ledger.expire_pending_transfers(ctx.uow_factory, now_ms)
+    if voided:
+        log_event(logger, "ledger.holds_expired", count=voided)
+        ctx.entries_to_integrate.set()
     with ctx.read_uow() as uow:
         job_ids = list(
             uow.session.scalars(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from nexapod.coordinator.auth import SignedRequestDep, authenticate, require_user
 from nexapod.coordinator.context import ContextDep
 from nexapod.coordinator.openapi import PROBLEM_RESPONSES, SIGNED_PROBLEM_RESPONSES
-from nexapod.ledger import service
+from nexapod.ledger import log_service, service
 from nexapod.ledger.accounts import ACCOUNT_ID_PATTERN
 from nexapod.protocol.v1 import (
     AccountView,
@@ -32,7 +32,12 @@ AccountIdPath = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN, max_length=48)]
     response_model=TransferBatchResponse,
 )
 def create_transfers(
-    body: TransferBatchRequest, signed: SignedRequestDep, ctx: ContextDep
+    body: TransferBatchRequest,
+    signed: SignedRequestDep,
+    ctx: ContextDep,
+    receipts: Annotated[
+        bool, Query(description="Wait for a checkpoint and return a receipt per transfer.")
+    ] = False,
 ) -> Response:
     """Apply a batch of transfers, all or nothing (signed by a registered user).
 
@@ -40,6 +45,10 @@ def create_transfers(
     was ``created`` now or ``exists`` from an earlier request with the same id and body,
     and gives its index in the ledger's log. A refused batch changes nothing; the
     problem names the transfer at fault (``item_index``) and a ``ledger.*`` code.
+
+    With ``receipts=true`` the log is integrated at once and each transfer comes with
+    its receipt, checkable offline; ``receipts`` is null if no checkpoint covered them
+    within 10 s (fetch them later from ``/v1/ledger/receipts/{log_index}``).
     """
     skew_s_max = ctx.settings.request_skew_s_max
     with ctx.read_uow() as uow:  # the signature check, without the write lock
@@ -50,6 +59,16 @@ def create_transfers(
             authenticate(uow, signed, now_ms, skew_s_max, signature_checked=True)
         )
         response = service.submit_transfers(uow, username, body, now_ms)
+    if receipts:
+        found = log_service.await_receipts(
+            ctx.uow_factory,
+            ctx.read_uow_factory,
+            ctx.log,
+            [outcome.transfer.log_index for outcome in response.results],
+            ctx.clock_ms,
+            ctx.settings.ledger_integrate_entries_max,
+        )
+        response = response.model_copy(update={"receipts": found})
     return Response(response.model_dump_json(), status_code=201, media_type="application/json")
 
 

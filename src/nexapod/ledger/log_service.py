@@ -7,10 +7,12 @@ checked against a checkpoint it can also fetch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
+from nexapod.ledger.integrator import LogIdentity, integrate_pending
 from nexapod.ledger.log_errors import (
     CheckpointNotFoundError,
     LogCorruptError,
@@ -43,8 +45,11 @@ from nexapod.ledger.tiles import (
     tile_width,
 )
 from nexapod.protocol.v1.ledger_log import ConsistencyProof, InclusionProof, Receipt
+from nexapod.storage.uow import UnitOfWorkFactory
 
 __all__ = [
+    "RECEIPT_WAIT_S_MAX",
+    "await_receipts",
     "consistency_proof",
     "current_checkpoint",
     "inclusion_proof",
@@ -174,3 +179,36 @@ def receipt(session: Session, origin: str, leaf_index: int) -> Receipt:
     rows = read_entries(session, leaf_index, leaf_index + 1)
     assert len(rows) == 1
     return make_receipt(origin, rows[0][1], leaf_index, size, hashes, checkpoint.note)
+
+
+RECEIPT_WAIT_S_MAX = 10.0
+_RECEIPT_POLL_S = 0.02
+
+
+def await_receipts(
+    uow_factory: UnitOfWorkFactory,
+    read_uow_factory: UnitOfWorkFactory,
+    log: LogIdentity,
+    leaf_indexes: Sequence[int],
+    clock_ms: Callable[[], int],
+    entries_max: int,
+) -> list[Receipt] | None:
+    """Receipts for committed entries, integrating them now rather than at the next tick.
+
+    Another process may hold the integrator lock; then this waits for its checkpoint.
+    None when no checkpoint covers the entries within ``RECEIPT_WAIT_S_MAX`` (the
+    entries are committed all the same; ``GET /v1/ledger/receipts/{i}`` has them later).
+    """
+    if not leaf_indexes:
+        return []
+    needed = max(leaf_indexes) + 1
+    deadline = time.monotonic() + RECEIPT_WAIT_S_MAX
+    while True:
+        integrate_pending(uow_factory, log, clock_ms(), entries_max)
+        with read_uow_factory() as uow:
+            latest = latest_checkpoint(uow.session)
+            if latest is not None and latest.tree_size >= needed:
+                return [receipt(uow.session, log.origin, index) for index in leaf_indexes]
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(_RECEIPT_POLL_S)

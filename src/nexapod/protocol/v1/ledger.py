@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from nexapod.protocol.v1._base import WireModel
+from nexapod.protocol.v1.ledger_log import Receipt
 
 __all__ = [
     "AMOUNT_TEXT_PATTERN",
@@ -81,7 +82,11 @@ class TransferOutcome(WireModel):
 
 
 class TransferBatchResponse(WireModel):
+    """Each transfer's outcome; with ``?receipts=true``, a receipt per transfer as well
+    (entry, inclusion proof and signed checkpoint: ``nexapod ledger receipt verify``)."""
+
     results: list[TransferOutcome]
+    receipts: list[Receipt] | None = None
 
 
 class TransferPage(WireModel):
