@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nexapod import crypto
 from nexapod.crypto import (
@@ -93,3 +96,28 @@ def test_request_signature_binds_method_path_body() -> None:
         "NexaPod-Nonce",
         "NexaPod-Signature",
     }
+
+
+@settings(max_examples=2000)
+@given(st.binary(max_size=80))
+def test_b64decode_inverts_b64encode(data: bytes) -> None:
+    assert b64decode(b64encode(data)) == data
+
+
+@settings(max_examples=3000)
+@given(st.text(alphabet="ABab09-_+/=\n \u00e9", max_size=14))
+def test_b64decode_accepts_exactly_the_canonical_unpadded_url_safe_texts(text: str) -> None:
+    """The one accepted spelling of each byte string is what b64encode writes."""
+    try:
+        data = b64decode(text)
+    except ValueError:
+        canonical = False
+    else:
+        canonical = True
+        assert b64encode(data) == text
+    reference = text.isascii() and all(c not in text for c in "+/=\n ") and len(text) % 4 != 1
+    if reference:
+        padded = text + "=" * (-len(text) % 4)
+        decoded = base64.urlsafe_b64decode(padded)
+        reference = b64encode(decoded) == text
+    assert canonical == reference

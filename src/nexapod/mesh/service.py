@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select, update
@@ -573,10 +575,53 @@ def list_jobs(uow: UnitOfWork, cursor: str | None, page_size: int, limits: MeshL
 
 
 def get_block(uow: UnitOfWork, job_id: str, block_index: int) -> bytes:
-    block = uow.session.get(BlockRow, (job_id, block_index))
+    """A job's input block: immutable once planned, so kept in a bounded in-memory cache
+    (every node of a job fetches the same blocks, each of them megabytes)."""
+    key = (job_id, block_index)
+    cached = _BLOCK_CACHE.get(key)
+    if cached is not None:
+        return cached
+    block = uow.session.get(BlockRow, key)
     if block is None:
         raise errors.block_unknown(job_id, block_index)
-    return block.data
+    data = bytes(block.data)
+    _BLOCK_CACHE.put(key, data)
+    return data
+
+
+class _BytesCache:
+    """Least recently used values, bounded by their total size in bytes. Thread-safe."""
+
+    def __init__(self, bytes_max: int) -> None:
+        assert bytes_max > 0
+        self.bytes_max = bytes_max
+        self._items: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> bytes | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, int], value: bytes) -> None:
+        if len(value) > self.bytes_max:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes -= 0 if old is None else len(old)
+            self._items[key] = value
+            self._bytes += len(value)
+            while self._bytes > self.bytes_max:
+                _, evicted = self._items.popitem(last=False)
+                self._bytes -= len(evicted)
+            assert 0 <= self._bytes <= self.bytes_max
+
+
+BLOCK_CACHE_BYTES_MAX = 256 * 1024 * 1024
+_BLOCK_CACHE = _BytesCache(BLOCK_CACHE_BYTES_MAX)
 
 
 @dataclass(frozen=True)
