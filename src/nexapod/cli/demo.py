@@ -270,7 +270,7 @@ def _ledger(url: str) -> None:
     source = HttpSource(url)
     deadline = time.monotonic() + LEDGER_WAIT_S_MAX
     while True:  # the coordinator signs its first checkpoint within a second of start
-        response = source.client.get(f"{url}/v1/ledger/log/checkpoint")
+        response = source.try_get("/v1/ledger/log/checkpoint")
         if response.status_code == 200 or time.monotonic() >= deadline:
             break
         time.sleep(0.2)

@@ -9,6 +9,7 @@ Entry bundles are not stored: they are built from the log's entries on request.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,10 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from nexapod.ledger.tiles import TileId, tile_inner_nodes
 from nexapod.storage.base import Base
@@ -95,10 +96,19 @@ def read_tiles(session: Session, tiles: Sequence[TileId]) -> dict[tuple[int, int
     return found
 
 
-_READ_WITH_NODES = select(TILES.c.level, TILES.c.tile_index, TILES.c.data, TILES.c.nodes).where(
-    tuple_(TILES.c.level, TILES.c.tile_index).in_(bindparam("keys", expanding=True))
-)
-"""Built once: proofs run it on every request, and a cached statement skips compilation."""
+@functools.cache
+def _read_with_nodes(count: int) -> Select[Any]:
+    """The statement for ``count`` tiles, built once per count (a proof reads one tile per
+    tile level, so a handful of shapes), written as OR'ed primary-key lookups, which
+    SQLite and PostgreSQL both answer from the index (a row-value IN list is scanned)."""
+    assert 1 <= count <= _TILES_PER_QUERY_MAX
+    lookups = [
+        and_(TILES.c.level == bindparam(f"l{i}"), TILES.c.tile_index == bindparam(f"i{i}"))
+        for i in range(count)
+    ]
+    return select(TILES.c.level, TILES.c.tile_index, TILES.c.data, TILES.c.nodes).where(
+        or_(*lookups)
+    )
 
 
 def read_tiles_with_nodes(
@@ -108,8 +118,11 @@ def read_tiles_with_nodes(
     found: dict[tuple[int, int], tuple[bytes, bytes]] = {}
     if not keys:
         return found
-    assert len(keys) <= _TILES_PER_QUERY_MAX
-    rows = session.execute(_READ_WITH_NODES, {"keys": list(keys)}).all()
+    parameters: dict[str, int] = {}
+    for i, (level, index) in enumerate(keys):
+        parameters[f"l{i}"] = level
+        parameters[f"i{i}"] = index
+    rows = session.execute(_read_with_nodes(len(keys)), parameters).all()
     for level, index, data, nodes in rows:
         found[(int(level), int(index))] = (bytes(data), bytes(nodes))
     return found

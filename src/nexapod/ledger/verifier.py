@@ -17,13 +17,18 @@ entries and tiles are streamed one bundle at a time.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -51,6 +56,8 @@ __all__ = [
 ]
 
 HTTP_TIMEOUT_S = 30.0
+FETCH_THREADS = 4
+PREFETCH_BUNDLES = 16  # bundles fetched ahead: at most 16 x (64 KiB + 8 KiB) in memory
 CATCH_UP_ROUNDS_MAX = 5
 CATCH_UP_WAIT_S_MAX = 15.0
 _POLL_S = 0.2
@@ -80,22 +87,81 @@ class LogSource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP answer, read whole."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
 class HttpSource:
-    """A live coordinator: tiles from ``/v1/ledger/log/``, balances from ``/v1/accounts``."""
+    """A live coordinator: tiles from ``/v1/ledger/log/``, balances from ``/v1/accounts``.
+
+    Fetches use the standard library's ``http.client``, one keep-alive connection per
+    thread: a verifier makes two requests per 256 entries, and a lighter client leaves
+    the CPU to the checking. ``client`` (an httpx client, e.g. a test client) replaces it.
+    """
 
     def __init__(self, url: str, client: httpx.Client | None = None) -> None:
         self.url = url.rstrip("/")
         self.description = self.url
-        self.client = client or httpx.Client(timeout=HTTP_TIMEOUT_S)
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LogVerificationError(f"{url!r} is not an http(s) URL")
+        self._parts = parts
+        self._client = client
+        self._local = threading.local()
 
-    def get(self, path: str) -> httpx.Response:
+    def try_get(self, path: str) -> Reply:
+        """GET ``path``; any status. Raises LogVerificationError when unreachable."""
         try:
-            response = self.client.get(f"{self.url}{path}")
-        except httpx.HTTPError as exc:
+            if self._client is not None:
+                response = self._client.get(f"{self.url}{path}")
+                return Reply(response.status_code, response.content)
+            return self._get_plain(path)
+        except (OSError, http.client.HTTPException, httpx.HTTPError) as exc:
+            self._local.__dict__.pop("connection", None)
             raise LogVerificationError(f"cannot reach {self.url}{path}: {exc}") from exc
-        if response.status_code != 200:
-            raise LogVerificationError(f"{path}: HTTP {response.status_code} {response.text[:200]}")
-        return response
+
+    def _get_plain(self, path: str) -> Reply:
+        for attempt in range(2):  # a kept-alive connection the server closed: once more
+            connection = self._connection()
+            try:
+                connection.request("GET", f"{self._parts.path}{path}")
+                response = connection.getresponse()
+                return Reply(response.status, response.read())
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                connection.close()
+                self._local.__dict__.pop("connection", None)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            kind = (
+                http.client.HTTPSConnection
+                if self._parts.scheme == "https"
+                else http.client.HTTPConnection
+            )
+            connection = kind(self._parts.hostname or "", self._parts.port, timeout=HTTP_TIMEOUT_S)
+            self._local.connection = connection
+        return connection
+
+    def get(self, path: str) -> Reply:
+        reply = self.try_get(path)
+        if reply.status_code != 200:
+            raise LogVerificationError(f"{path}: HTTP {reply.status_code} {reply.text[:200]}")
+        return reply
 
     def checkpoint(self) -> str:
         return self.get("/v1/ledger/log/checkpoint").text
@@ -109,14 +175,19 @@ class HttpSource:
         return size
 
     def balances(self, account_ids: list[str]) -> dict[str, dict[str, str]] | None:
-        found = {}
-        for account_id in account_ids:
+        """Every account's totals, fetched on a few threads."""
+
+        def one(account_id: str) -> tuple[str, dict[str, str]]:
             view = self.get(f"/v1/accounts/{account_id}").json()
-            found[account_id] = {name: view[name] for name in _TOTALS}
-        return found
+            return account_id, {name: view[name] for name in _TOTALS}
+
+        with ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="nexapod-balances") as pool:
+            return dict(pool.map(one, account_ids))
 
     def close(self) -> None:
-        self.client.close()
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
 
 
 class DirSource:
@@ -181,22 +252,49 @@ class _Stream:
         self.replay = Replay()
 
     def extend_to(self, tree_size: int, progress: Progress | None) -> None:
-        while self.size < tree_size:
-            tile_index = self.size // TILE_WIDTH
-            end = min(tree_size, (tile_index + 1) * TILE_WIDTH)
-            self._bundle(tile_index, end, progress, tree_size)
+        """Verify entries up to ``tree_size``, fetching bundles ahead while checking.
 
-    def _bundle(self, tile_index: int, end: int, progress: Progress | None, total: int) -> None:
-        width = end - tile_index * TILE_WIDTH
+        The fetches (the server's work, or the disk's) run on a few threads, at most
+        ``PREFETCH_BUNDLES`` ahead, so memory stays bounded and both cores are busy.
+        """
+        first = self.size // TILE_WIDTH
+        last = (tree_size - 1) // TILE_WIDTH if tree_size else first - 1
+        with ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="nexapod-verify") as pool:
+            ahead: deque[tuple[int, Future[tuple[bytes, bytes]]]] = deque()
+            next_index = first
+            while self.size < tree_size:
+                while next_index <= last and len(ahead) < PREFETCH_BUNDLES:
+                    width = min(tree_size - next_index * TILE_WIDTH, TILE_WIDTH)
+                    ahead.append((next_index, pool.submit(self._fetch, next_index, width)))
+                    next_index += 1
+                tile_index, fetched = ahead.popleft()
+                end = min(tree_size, (tile_index + 1) * TILE_WIDTH)
+                self._bundle(tile_index, end, fetched.result(), progress, tree_size)
+
+    def _fetch(self, tile_index: int, width: int) -> tuple[bytes, bytes]:
+        """The entry bundle and the level-0 tile of one tile index, at ``width``."""
         suffix = "" if width == TILE_WIDTH else f".p/{width}"
-        path = f"tile/entries/{_index_path(tile_index)}{suffix}"
+        bundle = self.source.tile(f"tile/entries/{_index_path(tile_index)}{suffix}")
+        return bundle, self.source.tile(f"tile/0/{_index_path(tile_index)}{suffix}")
+
+    def _bundle(
+        self,
+        tile_index: int,
+        end: int,
+        fetched: tuple[bytes, bytes],
+        progress: Progress | None,
+        total: int,
+    ) -> None:
+        width = end - tile_index * TILE_WIDTH
+        bundle, served = fetched
         try:
-            entries = decode_entry_bundle(self.source.tile(path), width)
+            entries = decode_entry_bundle(bundle, width)
         except LogError as exc:
+            suffix = "" if width == TILE_WIDTH else f".p/{width}"
+            path = f"tile/entries/{_index_path(tile_index)}{suffix}"
             raise LogVerificationError(f"{path}: {exc.detail}") from exc
         skip = self.size - tile_index * TILE_WIDTH
         fresh = entries[skip:]
-        served = self.source.tile(f"tile/0/{_index_path(tile_index)}{suffix}")
         hashes = []
         for offset, entry in enumerate(fresh, start=skip):
             hash_ = leaf_hash(entry)
