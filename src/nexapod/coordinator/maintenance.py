@@ -40,7 +40,7 @@ def run_maintenance_once(ctx: Context) -> int:
         log_event(logger, "lease.expired", count=expired)
     with ctx.uow() as uow:
         registry.prune_nonces(uow, now_ms)
-    voided = ledger.expire_pending_transfers(ctx.uow_factory, now_ms)
+    voided = ledger.expire_pending_transfers(ctx.uow_factory, now_ms, ctx.read_uow_factory)
     if voided:
         log_event(logger, "ledger.holds_expired", count=voided)
         ctx.entries_to_integrate.set()
@@ -90,7 +90,11 @@ class MaintenanceLoop:
 def integrate_log_once(ctx: Context) -> StoredCheckpoint | None:
     """Integrate what the log gained and sign a checkpoint; None when there was nothing."""
     checkpoint = integrate_pending(
-        ctx.uow_factory, ctx.log, ctx.clock_ms(), ctx.settings.ledger_integrate_entries_max
+        ctx.uow_factory,
+        ctx.log,
+        ctx.clock_ms(),
+        ctx.settings.ledger_integrate_entries_max,
+        read_uow_factory=ctx.read_uow_factory,
     )
     if checkpoint is not None:
         log_event(logger, "ledger.checkpoint", tree_size=checkpoint.tree_size)

@@ -50,15 +50,26 @@ class LogIdentity:
 
 
 def integrate_pending(
-    uow_factory: UnitOfWorkFactory, log: LogIdentity, now_ms: int, entries_max: int
+    uow_factory: UnitOfWorkFactory,
+    log: LogIdentity,
+    now_ms: int,
+    entries_max: int,
+    *,
+    read_uow_factory: UnitOfWorkFactory | None = None,
 ) -> StoredCheckpoint | None:
     """Integrate up to ``entries_max`` new entries; the new checkpoint, or None.
 
     None when there is nothing new, or when another process holds the integrator lock.
+    With ``read_uow_factory`` an idle log is seen without taking the write lock.
     The very first call on an empty log signs the checkpoint of size 0, so a verifier
     always has a tree head to start from.
     """
     assert entries_max >= 1
+    if read_uow_factory is not None:  # look first without the write lock: usually idle
+        with read_uow_factory() as uow:
+            last = latest_checkpoint(uow.session)
+            if last is not None and read_tree_size(uow.session) == last.tree_size:
+                return None
     with uow_factory() as uow:
         session = uow.session
         if not _try_lock(session):

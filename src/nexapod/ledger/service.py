@@ -172,12 +172,26 @@ def submit_transfers(
     )
 
 
-def expire_pending_transfers(uow_factory: UnitOfWorkFactory, now_ms: int) -> int:
+def expire_pending_transfers(
+    uow_factory: UnitOfWorkFactory,
+    now_ms: int,
+    read_uow_factory: UnitOfWorkFactory | None = None,
+) -> int:
     """Void every hold whose timeout has passed; returns how many (the maintenance duty).
 
     Each pass is one transaction of at most :data:`EXPIRED_PER_PASS_MAX` holds, and
-    appends one ``transfer_expired`` log entry per hold.
+    appends one ``transfer_expired`` log entry per hold. With ``read_uow_factory`` it
+    first looks without the write lock, so an idle ledger costs writers nothing.
     """
+    if read_uow_factory is not None:
+        with read_uow_factory() as uow:
+            due = uow.session.execute(
+                select(TRANSFERS.c.transfer_id)
+                .where(TRANSFERS.c.pending_status == "pending", TRANSFERS.c.expires_at_ms <= now_ms)
+                .limit(1)
+            ).first()
+        if due is None:
+            return 0
     expired_total = 0
     for _ in range(EXPIRY_PASSES_MAX):
         with uow_factory() as uow:
