@@ -1,29 +1,30 @@
 """Errors of the transparency log: tiles, proofs, signed notes and checkpoints.
 
     NexaPodError
-     +-- LogError                      ledger.*   the area base
-          +-- TileError
-          |    +-- TilePathError          ledger.tile_path_malformed         400
-          |    +-- TileDataError          ledger.tile_data_malformed         422
-          |    +-- EntryTooLargeError     ledger.entry_too_large             413
-          |    +-- EntryBundleError       ledger.entry_bundle_malformed      422
-          +-- ProofError
-          |    +-- ProofRequestError      ledger.proof_request_invalid       400
-          |    +-- ProofInvalidError      ledger.proof_invalid               422
-          +-- NoteError
-          |    +-- KeyNameError           ledger.key_name_invalid            400
-          |    +-- VerifierKeyError       ledger.vkey_malformed              400
-          |    +-- NoteFormatError        ledger.note_malformed              400
-          |    +-- NoteSignatureError     ledger.note_signature_invalid      401
-          |    +-- NoteUnverifiedError    ledger.note_unverified             401
-          +-- CheckpointError
-          |    +-- CheckpointFormatError  ledger.checkpoint_malformed        400
-          |    +-- CheckpointOriginError  ledger.checkpoint_origin_mismatch  422
-          +-- NotInLogError
-               +-- TileNotFoundError      ledger.tile_not_found              404
-               +-- CheckpointNotFoundError ledger.checkpoint_not_found       404
-               +-- NotIntegratedError     ledger.not_integrated              409
-          +-- LogCorruptError             ledger.log_corrupt                 500
+     +-- LedgerError                   ledger.*   the area base (ledger/errors.py)
+          +-- LogError                 ledger.*   the log's failures
+               +-- TileError
+               |    +-- TilePathError          ledger.tile_path_malformed         400
+               |    +-- TileDataError          ledger.tile_data_malformed         422
+               |    +-- EntryTooLargeError     ledger.entry_too_large             413
+               |    +-- EntryBundleError       ledger.entry_bundle_malformed      422
+               +-- ProofError
+               |    +-- ProofRequestError      ledger.proof_request_invalid       400
+               |    +-- ProofInvalidError      ledger.proof_invalid               422
+               +-- NoteError
+               |    +-- KeyNameError           ledger.key_name_invalid            400
+               |    +-- VerifierKeyError       ledger.vkey_malformed              400
+               |    +-- NoteFormatError        ledger.note_malformed              400
+               |    +-- NoteSignatureError     ledger.note_signature_invalid      401
+               |    +-- NoteUnverifiedError    ledger.note_unverified             401
+               +-- CheckpointError
+               |    +-- CheckpointFormatError  ledger.checkpoint_malformed        400
+               |    +-- CheckpointOriginError  ledger.checkpoint_origin_mismatch  422
+               +-- NotInLogError
+                    +-- TileNotFoundError      ledger.tile_not_found              404
+                    +-- CheckpointNotFoundError ledger.checkpoint_not_found       404
+                    +-- NotIntegratedError     ledger.not_integrated              409
+               +-- LogCorruptError             ledger.log_corrupt                 500
 
 The log code is pure and shared by the sequencer, the HTTP endpoints and the offline
 verifier, so each failure is a class (callers catch by family) with one fixed ``code``
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nexapod.errors import NexaPodError
+from nexapod.ledger.errors import LedgerError
 
 __all__ = [
     "CheckpointError",
@@ -63,10 +64,12 @@ __all__ = [
 ]
 
 
-class LogError(NexaPodError):
-    """Any failure of the transparency log layer; leaves fix their own code name."""
+class LogError(LedgerError):
+    """Any failure of the transparency log layer; leaves fix their own code name.
 
-    area = "ledger"
+    A kind of ``LedgerError``, so the ledger area has one base for its errors."""
+
+    status = 400
     code_name: ClassVar[str] = "log_error"
 
     def __init__(self, detail: str, **extra: Any) -> None:

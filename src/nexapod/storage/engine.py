@@ -13,6 +13,9 @@ __all__ = ["READ_ONLY_OPTION", "SQLITE_BUSY_TIMEOUT_MS", "make_engine"]
 READ_ONLY_OPTION = "nexapod_read_only"
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Page cache per connection, in KiB (SQLite's default is 2 MiB): the ledger's indexes take
+# random-key inserts, and once they outgrow the cache every insert costs page reads.
+SQLITE_CACHE_KIB = 65_536
 POOL_SIZE = 20
 
 
@@ -50,6 +53,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
