@@ -82,50 +82,44 @@ class StoredCheckpoint:
 
 def read_tiles(session: Session, tiles: Sequence[TileId]) -> dict[tuple[int, int], bytes]:
     """Stored data of each (level, index) asked for that exists, at its stored width."""
-    found: dict[tuple[int, int], bytes] = {}
-    for start in range(0, len(tiles), _TILES_PER_QUERY_MAX):
-        chunk = tiles[start : start + _TILES_PER_QUERY_MAX]
-        condition = or_(
-            *(and_(TILES.c.level == t.level, TILES.c.tile_index == t.index) for t in chunk)
-        )
-        rows = session.execute(
-            select(TILES.c.level, TILES.c.tile_index, TILES.c.data).where(condition)
-        ).all()
-        for level, index, data in rows:
-            found[(int(level), int(index))] = bytes(data)
-    return found
-
-
-@functools.cache
-def _read_with_nodes(count: int) -> Select[Any]:
-    """The statement for ``count`` tiles, built once per count (a proof reads one tile per
-    tile level, so a handful of shapes), written as OR'ed primary-key lookups, which
-    SQLite and PostgreSQL both answer from the index (a row-value IN list is scanned)."""
-    assert 1 <= count <= _TILES_PER_QUERY_MAX
-    lookups = [
-        and_(TILES.c.level == bindparam(f"l{i}"), TILES.c.tile_index == bindparam(f"i{i}"))
-        for i in range(count)
-    ]
-    return select(TILES.c.level, TILES.c.tile_index, TILES.c.data, TILES.c.nodes).where(
-        or_(*lookups)
-    )
+    rows = _read_rows(session, [(t.level, t.index) for t in tiles], with_nodes=False)
+    return {(int(row[0]), int(row[1])): bytes(row[2]) for row in rows}
 
 
 def read_tiles_with_nodes(
     session: Session, keys: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], tuple[bytes, bytes]]:
     """(data, inner nodes) of each stored (level, index) asked for."""
-    found: dict[tuple[int, int], tuple[bytes, bytes]] = {}
-    if not keys:
-        return found
-    parameters: dict[str, int] = {}
-    for i, (level, index) in enumerate(keys):
-        parameters[f"l{i}"] = level
-        parameters[f"i{i}"] = index
-    rows = session.execute(_read_with_nodes(len(keys)), parameters).all()
-    for level, index, data, nodes in rows:
-        found[(int(level), int(index))] = (bytes(data), bytes(nodes))
-    return found
+    rows = _read_rows(session, keys, with_nodes=True)
+    return {(int(row[0]), int(row[1])): (bytes(row[2]), bytes(row[3])) for row in rows}
+
+
+def _read_rows(session: Session, keys: Sequence[tuple[int, int]], *, with_nodes: bool) -> list[Any]:
+    rows: list[Any] = []
+    for start in range(0, len(keys), _TILES_PER_QUERY_MAX):
+        chunk = keys[start : start + _TILES_PER_QUERY_MAX]
+        parameters: dict[str, int] = {}
+        for i, (level, index) in enumerate(chunk):
+            parameters[f"l{i}"] = level
+            parameters[f"i{i}"] = index
+        rows.extend(session.execute(_lookup(len(chunk), with_nodes), parameters).all())
+    return rows
+
+
+@functools.cache
+def _lookup(count: int, with_nodes: bool) -> Select[Any]:
+    """The statement for ``count`` tiles, built once per shape (a proof reads one tile per
+    tile level, a served tile is one), written as OR'ed primary-key lookups, which
+    SQLite and PostgreSQL both answer from the index (a row-value IN list is scanned)."""
+    assert 1 <= count <= _TILES_PER_QUERY_MAX
+    columns = [TILES.c.level, TILES.c.tile_index, TILES.c.data]
+    if with_nodes:
+        columns.append(TILES.c.nodes)
+    lookups = [
+        and_(TILES.c.level == bindparam(f"l{i}"), TILES.c.tile_index == bindparam(f"i{i}"))
+        for i in range(count)
+    ]
+    return select(*columns).where(or_(*lookups))
 
 
 def write_tiles(session: Session, tiles: Iterable[tuple[TileId, bytes]]) -> int:
