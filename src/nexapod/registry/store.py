@@ -1,4 +1,4 @@
-"""Tables of the registry: contributors, their nodes, and seen request nonces."""
+"""Tables of the registry: contributors, their nodes, runner releases, seen request nonces."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from nexapod.storage.base import Base
 from nexapod.storage.types import ExactInteger
 
-__all__ = ["NodeRow", "RequestNonceRow", "UserRow"]
+__all__ = ["NodeRow", "ReleaseRow", "RequestNonceRow", "UserRow"]
 
 
 class UserRow(Base):
@@ -48,3 +48,16 @@ class RequestNonceRow(Base):
     expires_at_ms: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_request_nonces_expires_at_ms", "expires_at_ms"),)
+
+
+class ReleaseRow(Base):
+    """A runner release: a tree hash whose manifest an operator's release key signed."""
+
+    __tablename__ = "runner_releases"
+
+    tree_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    release_public_key: Mapped[str] = mapped_column(String(64))
+    manifest_json: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(128))
+    published_at_ms: Mapped[int] = mapped_column(BigInteger)
