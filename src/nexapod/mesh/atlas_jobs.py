@@ -25,6 +25,7 @@ __all__ = [
     "merge_results",
     "neighbours_of",
     "plan_job",
+    "results_agree",
 ]
 
 MGF_B64_CHARS_MAX = 1 << 30
@@ -112,11 +113,23 @@ def _too_many(count: int, count_max: int) -> WorkloadError:
 
 def check_result(spec_json: str, data: bytes) -> None:
     """Refuse a result whose bytes do not decode to the unit's exact shape."""
+    _decode(spec_json, data)
+
+
+def _decode(spec_json: str, data: bytes) -> atlas.UnitResult:
     spec = json.loads(spec_json)
     shape = atlas.UnitShape.from_dict(spec["shape"])
-    atlas.decode_unit_result(
+    return atlas.decode_unit_result(
         data, shape, _job_k(json.dumps(spec["params"], sort_keys=True)), spec["n_spectra"]
     )
+
+
+def results_agree(spec_json: str, data_a: bytes, data_b: bytes) -> bool:
+    """Whether two checked results of one unit agree within the atlas's tolerance
+    (identical bytes, the usual case, without decoding)."""
+    if data_a == data_b:
+        return True
+    return atlas.results_agree(_decode(spec_json, data_a), _decode(spec_json, data_b))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -23,6 +23,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nexapod.workloads.atlas._agree import SIM_TOLERANCE, results_agree
     from nexapod.workloads.atlas._capacity import measure_capacity_flops_per_s
     from nexapod.workloads.atlas._codec import (
         decode_block,
@@ -62,11 +63,13 @@ __all__ = [
     "KnnGraph",
     "Spectrum",
     "UnitInput",
+    "SIM_TOLERANCE",
     "UnitResult",
     "UnitShape",
     "block_ranges",
     "brute_force_knn",
     "compute_unit",
+    "results_agree",
     "decode_block",
     "decode_graph",
     "decode_unit_result",
@@ -94,11 +97,13 @@ _MODULE_OF = {
     "KnnGraph": "_graph",
     "Spectrum": "_spectra",
     "UnitInput": "_unitio",
+    "SIM_TOLERANCE": "_agree",
     "UnitResult": "_kernel",
     "UnitShape": "_plan",
     "block_ranges": "_plan",
     "brute_force_knn": "_graph",
     "compute_unit": "_kernel",
+    "results_agree": "_agree",
     "decode_block": "_codec",
     "decode_graph": "_graph",
     "decode_unit_result": "_codec",
