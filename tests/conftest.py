@@ -42,7 +42,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url)
+    """Replication off (quorum 1): tests of other capabilities let one node do a unit;
+    the validation tests turn it on with ``validation_quorum=2``."""
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, validation_quorum=1)
 
 
 @pytest.fixture

@@ -66,9 +66,14 @@ def make_user(api: TestClient, username: str) -> Actor:
 
 
 def make_node(
-    api: TestClient, user: Actor, capacity_flops_per_s: int = 10**10, fingerprint: str = "cd" * 32
+    api: TestClient,
+    user: Actor,
+    capacity_flops_per_s: int = 10**10,
+    fingerprint: str | None = None,
 ) -> Actor:
+    """A registered node of ``user``; a machine of its own unless ``fingerprint`` says."""
     key = SigningKey.generate()
+    fingerprint = fingerprint if fingerprint is not None else secrets.token_hex(32)
     state = {
         "public_key": key.public_key_b64,
         "profile": PROFILE,

@@ -49,6 +49,18 @@ class Settings(BaseSettings):
     lease_slack_factor: int = Field(10, ge=1, le=1000)
     unit_attempts_max: int = Field(5, ge=1, le=100)
     page_size_max: int = Field(200, ge=1, le=10_000)
+    # Validation of results (docs/validation.md): agreeing results from distinct users a
+    # checked unit needs (1 turns replication off), results a unit may collect, the run
+    # of valid results after which a node is sampled instead of always checked, the
+    # floor of that sampling (parts per million), and the plausibility bounds.
+    validation_quorum: int = Field(2, ge=1, le=16)
+    validation_results_per_unit_max: int = Field(5, ge=1, le=64)
+    validation_trusted_after_valid: int = Field(30, ge=1, le=1_000_000)
+    validation_check_floor_ppm: int = Field(50_000, ge=0, le=1_000_000)
+    validation_speedup_max: int = Field(8, ge=1, le=1_000_000)
+    validation_flops_per_s_max: int = Field(10**16, ge=1, le=10**21)
+    # Tampering blacklists the node and its machine; and its user too when this is true.
+    blacklist_user_on_tampering: bool = True
     # The ledger's log (docs/ledger.md): its origin line, the checkpoint key, how often
     # new entries are integrated and signed, and how many one round may take.
     ledger_log_origin: str = Field(
@@ -78,6 +90,11 @@ class Settings(BaseSettings):
         if self.lease_s_min > self.lease_s_max:
             raise ValueError(
                 f"lease_s_min ({self.lease_s_min}) must not exceed lease_s_max ({self.lease_s_max})"
+            )
+        if self.validation_results_per_unit_max < self.validation_quorum:
+            raise ValueError(
+                f"validation_results_per_unit_max ({self.validation_results_per_unit_max}) "
+                f"must be at least validation_quorum ({self.validation_quorum})"
             )
         if self.result_bytes_max > self.body_bytes_max:
             raise ValueError("result_bytes_max must not exceed body_bytes_max")

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from nexapod.ledger.integrator import LogIdentity
 from nexapod.mesh.rules import LeaseTiming
 from nexapod.mesh.service import MeshLimits
+from nexapod.mesh.validation import ValidationPolicy
 from nexapod.settings import Settings
 from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -52,6 +53,15 @@ def mesh_limits(settings: Settings) -> MeshLimits:
         unit_attempts_max=settings.unit_attempts_max,
         dataset_spectra_max=settings.dataset_spectra_max,
         page_size_max=settings.page_size_max,
+        validation=ValidationPolicy(
+            quorum=settings.validation_quorum,
+            results_per_unit_max=settings.validation_results_per_unit_max,
+            trusted_after_valid=settings.validation_trusted_after_valid,
+            check_floor_ppm=settings.validation_check_floor_ppm,
+            speedup_max=settings.validation_speedup_max,
+            flops_per_s_max=settings.validation_flops_per_s_max,
+        ),
+        blacklist_user_on_tampering=settings.blacklist_user_on_tampering,
     )
 
 

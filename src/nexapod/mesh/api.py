@@ -135,15 +135,20 @@ def submit_results(
 ) -> Response:
     """Upload signed results; all are accepted or none is. Resubmission is idempotent."""
     skew_s_max = ctx.settings.request_skew_s_max
-    with ctx.read_uow() as uow:  # the expensive checks, without the write lock
-        node_id = require_node(authenticate(uow, signed, ctx.clock_ms(), skew_s_max))
-        checked = service.check_results(uow, node_id, list(body.results), ctx.limits)
-    with ctx.uow() as uow:
-        now_ms = ctx.clock_ms()
-        node_id = require_node(
-            authenticate(uow, signed, now_ms, skew_s_max, signature_checked=True)
-        )
-        acks, completed_jobs = service.record_results(uow, node_id, checked, now_ms)
+    try:
+        with ctx.read_uow() as uow:  # the expensive checks, without the write lock
+            node_id = require_node(authenticate(uow, signed, ctx.clock_ms(), skew_s_max))
+            checked = service.check_results(uow, node_id, list(body.results), ctx.limits)
+        with ctx.uow() as uow:
+            now_ms = ctx.clock_ms()
+            node_id = require_node(
+                authenticate(uow, signed, now_ms, skew_s_max, signature_checked=True)
+            )
+            acks, completed_jobs = service.record_results(uow, node_id, checked, now_ms, ctx.limits)
+    except service.TamperingDetected as tampering:
+        with ctx.uow() as uow:  # the refusal changes nothing but the blacklist
+            service.blacklist_caught(uow, tampering.caught, ctx.clock_ms(), ctx.limits)
+        raise tampering.error from None
     if completed_jobs:
         ctx.jobs_to_merge.set()
     return _json(SubmitResultsResponse(acks=acks))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from nexapod.errors import AuthError, MeshError, ProtocolError
 
 __all__ = [
+    "result_implausible",
+    "runner_changed",
     "job_unknown",
     "lease_expired",
     "lease_not_yours",
@@ -149,3 +151,22 @@ def not_a_node() -> AuthError:
 
 def not_a_user() -> AuthError:
     return AuthError("user_required", "this request must be signed by a user key", status=403)
+
+
+def runner_changed(registered: str, reported: str, item_index: int) -> MeshError:
+    return MeshError(
+        "runner_changed",
+        f"the result was computed by runner {reported[:16]}..., but this node registered "
+        f"runner {registered[:16]}...: a runner that changes while a node runs is tampering",
+        status=403,
+        item_index=item_index,
+    )
+
+
+def result_implausible(reason: str, item_index: int) -> MeshError:
+    return MeshError(
+        "result_implausible",
+        f"the result came back faster than the unit can be computed: {reason}",
+        status=403,
+        item_index=item_index,
+    )

@@ -6,14 +6,19 @@ import json
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 
 from nexapod.crypto import b64decode, sha256_hex, verify_document
 from nexapod.mesh import atlas_jobs, errors
 from nexapod.mesh.rules import LeaseTiming, lease_duration_s, unit_status_after_lost_lease
 from nexapod.mesh.store import BlockRow, JobRow, LeaseRow, ProductRow, ResultRow, UnitRow
+from nexapod.mesh.validating import (
+    NO_KEY_UPDATE as _NO_KEY_UPDATE,
+)
+from nexapod.mesh.validating import Caught, TamperingDetected, catch_node, settle_unit
+from nexapod.mesh.validation import ValidationPolicy, implausibility
 from nexapod.protocol.v1 import (
     PURPOSE_RESULT,
     InputRef,
@@ -33,6 +38,8 @@ from nexapod.storage.uow import UnitOfWork
 
 __all__ = [
     "CheckedResult",
+    "TamperingDetected",
+    "blacklist_caught",
     "MeshLimits",
     "Product",
     "expire_overdue_leases",
@@ -65,6 +72,8 @@ class MeshLimits:
     unit_attempts_max: int
     dataset_spectra_max: int
     page_size_max: int
+    validation: ValidationPolicy = field(default_factory=ValidationPolicy)
+    blacklist_user_on_tampering: bool = True
 
 
 def plan_job(request: SubmitJobRequest, limits: MeshLimits) -> atlas_jobs.JobPlan:
@@ -177,13 +186,26 @@ def expire_overdue_leases(uow: UnitOfWork, now_ms: int, attempts_max: int) -> in
 
 
 def _release_unit(uow: UnitOfWork, unit_id: int, attempts_max: int) -> None:
-    unit = uow.session.get(UnitRow, unit_id, with_for_update=True)
+    """A lease of the unit ended without a result: the unit wants it from another node,
+    or fails once leases on ``attempts_max`` nodes were lost."""
+    unit = uow.session.get(UnitRow, unit_id, with_for_update=_NO_KEY_UPDATE, populate_existing=True)
     assert unit is not None
-    if unit.status != "leased":
+    unit.leases_active -= 1
+    assert unit.leases_active >= 0
+    if unit.status in ("done", "failed"):
         return
-    unit.status = unit_status_after_lost_lease(unit.attempts, attempts_max)
+    lost = uow.session.scalar(
+        select(func.count()).where(
+            LeaseRow.unit_id == unit_id, LeaseRow.status.in_(("expired", "failed"))
+        )
+    )
+    unit.status = unit_status_after_lost_lease(int(lost or 0), attempts_max)
+    if unit.status == "queued" and unit.leases_active >= unit.results_wanted:
+        unit.status = "leased"
     if unit.status == "failed":
-        job = uow.session.get(JobRow, unit.job_id, with_for_update=True, populate_existing=True)
+        job = uow.session.get(
+            JobRow, unit.job_id, with_for_update=_NO_KEY_UPDATE, populate_existing=True
+        )
         assert job is not None
         job.units_failed += 1
         job.status = "failed"
@@ -203,6 +225,7 @@ def lease_units(
         raise registry_errors.node_unknown(node_id)
     node.last_seen_at_ms = now_ms
     capacity_flops_per_s = node.capacity_flops_per_s
+    username = node.username
     expire_overdue_leases(uow, now_ms, limits.unit_attempts_max)
     count = min(units_max, limits.leases_per_request_max)
     query = (
@@ -215,12 +238,23 @@ def lease_units(
             JobRow.workload,
         )
         .join(JobRow, JobRow.job_id == UnitRow.job_id)
-        .where(UnitRow.status == "queued", JobRow.status == "running")
+        .where(
+            UnitRow.status == "queued",
+            JobRow.status == "running",
+            # replicas of one unit go to nodes of distinct users
+            ~select(LeaseRow.lease_id)
+            .where(
+                LeaseRow.unit_id == UnitRow.unit_id,
+                LeaseRow.username == username,
+                LeaseRow.status.in_(("active", "completed")),
+            )
+            .exists(),
+        )
         .order_by(UnitRow.unit_id)
         .limit(count)
     )
     if uow.dialect_name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=UnitRow)
+        query = query.with_for_update(skip_locked=True, of=UnitRow, key_share=True)
     units = session.execute(query).all()
     leases = [
         {
@@ -228,6 +262,7 @@ def lease_units(
             "unit_id": unit.unit_id,
             "job_id": unit.job_id,
             "node_id": node_id,
+            "username": username,
             "status": "active",
             "granted_at_ms": now_ms,
             "deadline_at_ms": now_ms
@@ -240,7 +275,14 @@ def lease_units(
         session.execute(
             update(UnitRow)
             .where(UnitRow.unit_id.in_([unit.unit_id for unit in units]))
-            .values(status="leased", attempts=UnitRow.attempts + 1)
+            .values(
+                status=case(
+                    (UnitRow.leases_active + 1 >= UnitRow.results_wanted, "leased"),
+                    else_="queued",
+                ),
+                leases_active=UnitRow.leases_active + 1,
+                attempts=UnitRow.attempts + 1,
+            )
         )
         session.execute(
             update(JobRow)
@@ -310,39 +352,62 @@ def check_results(
     checked = []
     for index, item in enumerate(items):
         document = item.document
-        if document.node_id != node_id:
-            raise errors.result_node_mismatch(index)
+        evidence = {"lease_id": document.lease_id, "unit_id": document.unit_id}
+        if document.node_id != node_id:  # another node's signed result, replayed
+            caught = Caught(node_id, "result_of_another_node", evidence)
+            raise TamperingDetected(errors.result_node_mismatch(index), caught)
         lease = leases.get(document.lease_id)
         if lease is None:
             raise errors.lease_unknown(document.lease_id, index)
         lease_node_id, unit_id, job_id, spec_json = lease
         if lease_node_id != node_id:
             raise errors.lease_not_yours(document.lease_id, index)
-        if unit_id != document.unit_id or job_id != document.job_id:
-            raise errors.result_mismatch(document.lease_id, index)
+        if unit_id != document.unit_id or job_id != document.job_id:  # signed for another unit
+            caught = Caught(node_id, "result_replayed", evidence)
+            raise TamperingDetected(errors.result_mismatch(document.lease_id, index), caught)
+        if document.runner_tree_hash != node.runner_tree_hash:
+            error = errors.runner_changed(node.runner_tree_hash, document.runner_tree_hash, index)
+            caught = Caught(
+                node_id,
+                "runner_changed",
+                {
+                    **evidence,
+                    "registered": node.runner_tree_hash,
+                    "reported": document.runner_tree_hash,
+                },
+            )
+            raise TamperingDetected(error, caught)
         data = _decode_result_bytes(item.result_b64, limits.result_bytes_max, index)
         if sha256_hex(data) != document.result_sha256:
             raise errors.result_hash_mismatch(index)
         if not verify_document(
             node.public_key, item.signature, PURPOSE_RESULT, document.model_dump()
-        ):
-            raise errors.result_signature_invalid(index)
+        ):  # the request was signed by the node's key, the result was not: forged
+            caught = Caught(node_id, "result_signature_forged", evidence)
+            raise TamperingDetected(errors.result_signature_invalid(index), caught)
         atlas_jobs.check_result(spec_json, data)
         checked.append(CheckedResult(index, item, data))
     return checked
 
 
 def record_results(
-    uow: UnitOfWork, node_id: str, checked: list[CheckedResult], now_ms: int
+    uow: UnitOfWork,
+    node_id: str,
+    checked: list[CheckedResult],
+    now_ms: int,
+    limits: MeshLimits | None = None,
 ) -> tuple[list[ResultAck], list[str]]:
-    """Record checked results, all or nothing.
+    """Record checked results and validate their units, all or nothing.
 
     Returns the acknowledgements and the ids of jobs whose last unit this batch
-    completed (they are ready to merge). Resubmitting an accepted result is answered
-    with the same acknowledgement and counted once. The batch reads its leases and
-    earlier results in two queries and writes in a fixed number of statements, whatever
-    its size, so the write lock is held briefly.
+    completed (they are ready to merge). Each result is first held to plausibility (a
+    result faster than the node's benchmark allows raises ``TamperingDetected``), then
+    stored as pending and its unit settled by the validation rules: valid and credited,
+    waiting for a replica's agreement, or contradicted (its node is then caught).
+    Resubmitting a result is answered with its current status and counted once.
     """
+    policy = limits.validation if limits is not None else ValidationPolicy(quorum=1)
+    include_user = limits.blacklist_user_on_tampering if limits is not None else True
     session = uow.session
     node = session.get(NodeRow, node_id)
     if node is None:
@@ -356,11 +421,11 @@ def record_results(
             LeaseRow.lease_id,
             LeaseRow.node_id,
             LeaseRow.status,
+            LeaseRow.granted_at_ms,
             LeaseRow.deadline_at_ms,
             UnitRow.unit_id,
             UnitRow.job_id,
             UnitRow.work_flops,
-            UnitRow.status.label("unit_status"),
         )
         .join(UnitRow, UnitRow.unit_id == LeaseRow.unit_id)
         .where(LeaseRow.lease_id.in_(lease_ids))
@@ -369,51 +434,89 @@ def record_results(
     if uow.dialect_name == "postgresql":
         lease_query = lease_query.with_for_update(of=LeaseRow)
     leases = {row.lease_id: row for row in session.execute(lease_query)}
-    accepted: dict[str, tuple[str, int]] = {
-        lease_id: (sha256, work_flops)
-        for lease_id, sha256, work_flops in session.execute(
-            select(ResultRow.lease_id, ResultRow.result_sha256, ResultRow.work_flops).where(
+    earlier: dict[str, tuple[str, str, int]] = {
+        lease_id: (sha256, status, work_flops)
+        for lease_id, sha256, status, work_flops in session.execute(
+            select(
+                ResultRow.lease_id, ResultRow.result_sha256, ResultRow.status, ResultRow.work_flops
+            ).where(ResultRow.lease_id.in_(lease_ids))
+        )
+    }
+    new_results = []
+    seen: set[str] = set()
+    for result in checked:
+        document = result.item.document
+        lease = leases[document.lease_id]
+        assert lease.node_id == node_id, "checked against the same lease"
+        sent = earlier.get(lease.lease_id)
+        if sent is not None or lease.lease_id in seen:
+            if sent is not None and sent[0] != document.result_sha256:
+                raise errors.result_conflict(lease.lease_id, result.index)
+            continue
+        if lease.status != "active" or lease.deadline_at_ms < now_ms:
+            raise errors.lease_expired(lease.lease_id, result.index)
+        reason = implausibility(
+            lease.work_flops, now_ms - lease.granted_at_ms, node.capacity_flops_per_s, policy
+        )
+        if reason is not None:
+            evidence = {
+                "lease_id": lease.lease_id,
+                "unit_id": lease.unit_id,
+                "work_flops": lease.work_flops,
+                "elapsed_ms": now_ms - lease.granted_at_ms,
+                "capacity_flops_per_s": node.capacity_flops_per_s,
+            }
+            raise TamperingDetected(
+                errors.result_implausible(reason, result.index),
+                Caught(node_id, "implausible_time", evidence),
+            )
+        seen.add(lease.lease_id)
+        new_results.append(
+            _result_row(result, lease.unit_id, lease.job_id, lease.work_flops, node_id, now_ms)
+        )
+    completed_jobs: list[str] = []
+    if new_results:
+        completed_jobs = _store_new_results(uow, new_results, now_ms, policy, include_user)
+    statuses = {
+        lease_id: (status, work_flops)
+        for lease_id, status, work_flops in session.execute(
+            select(ResultRow.lease_id, ResultRow.status, ResultRow.work_flops).where(
                 ResultRow.lease_id.in_(lease_ids)
             )
         )
     }
     acks = []
-    new_results = []
     for result in checked:
-        document = result.item.document
-        lease = leases[document.lease_id]
-        assert lease.node_id == node_id, "checked against the same lease"
-        earlier = accepted.get(lease.lease_id)
-        if earlier is not None:
-            if earlier[0] != document.result_sha256:
-                raise errors.result_conflict(lease.lease_id, result.index)
-            acks.append(
-                ResultAck(
-                    lease_id=lease.lease_id,
-                    unit_id=lease.unit_id,
-                    status="duplicate",
-                    verified_flops=earlier[1],
-                )
-            )
-            continue
-        if lease.status != "active" or lease.deadline_at_ms < now_ms:
-            raise errors.lease_expired(lease.lease_id, result.index)
-        assert lease.unit_status == "leased", "an active lease holds a leased unit"
-        accepted[lease.lease_id] = (document.result_sha256, lease.work_flops)
-        new_results.append(
-            _result_row(result, lease.unit_id, lease.job_id, lease.work_flops, node_id, now_ms)
-        )
+        lease = leases[result.item.document.lease_id]
+        status, work_flops = statuses[lease.lease_id]
         acks.append(
             ResultAck(
                 lease_id=lease.lease_id,
                 unit_id=lease.unit_id,
-                status="accepted",
-                verified_flops=lease.work_flops,
+                status="duplicate" if lease.lease_id in earlier else _ACK_OF[status],
+                verified_flops=work_flops if status == "valid" else 0,
             )
         )
-    completed_jobs = _store_new_results(uow, new_results, node_id, now_ms) if new_results else []
     uow.commit()
     return acks, completed_jobs
+
+
+_ACK_OF = {
+    "valid": "accepted",
+    "pending": "pending",
+    "invalid": "rejected",
+    "forfeited": "rejected",
+    "void": "rejected",
+}
+
+
+def blacklist_caught(uow: UnitOfWork, caught: Caught, now_ms: int, limits: MeshLimits) -> int:
+    """Blacklist a node caught by a check that refused its request (its own transaction)."""
+    entry_id = catch_node(
+        uow.session, caught, now_ms, include_user=limits.blacklist_user_on_tampering
+    )
+    uow.commit()
+    return entry_id
 
 
 def _result_row(
@@ -432,43 +535,46 @@ def _result_row(
         "compute_ms": document.compute_ms,
         "received_at_ms": now_ms,
         "data": result.data,
+        "status": "pending",
     }
 
 
 def _store_new_results(
-    uow: UnitOfWork, rows: list[dict[str, object]], node_id: str, now_ms: int
+    uow: UnitOfWork,
+    rows: list[dict[str, object]],
+    now_ms: int,
+    policy: ValidationPolicy,
+    include_user: bool,
 ) -> list[str]:
-    """Insert accepted results, close their leases and units, count them in their jobs."""
+    """Insert results as pending, close their leases, and settle each unit in turn."""
     session = uow.session
     session.execute(insert(ResultRow), rows)
     lease_ids = [row["lease_id"] for row in rows]
-    unit_ids = [row["unit_id"] for row in rows]
+    unit_ids = sorted({int(row["unit_id"]) for row in rows})  # type: ignore[call-overload]
+    assert len(unit_ids) == len(rows), "one lease per unit per node"
     closed = session.execute(
         update(LeaseRow)
         .where(LeaseRow.lease_id.in_(lease_ids), LeaseRow.status == "active")
         .values(status="completed", ended_at_ms=now_ms)
     )
-    assert closed.rowcount == len(rows), "every accepted lease was active"  # type: ignore[attr-defined]
-    done = session.execute(
+    assert closed.rowcount == len(rows), "every recorded lease was active"  # type: ignore[attr-defined]
+    session.execute(
         update(UnitRow)
-        .where(UnitRow.unit_id.in_(unit_ids), UnitRow.status == "leased")
-        .values(status="done", done_by_node_id=node_id)
+        .where(UnitRow.unit_id.in_(unit_ids))
+        .values(leases_active=UnitRow.leases_active - 1, results_wanted=UnitRow.results_wanted - 1)
     )
-    assert done.rowcount == len(rows), "every accepted unit was leased"  # type: ignore[attr-defined]
-    flops_by_job: dict[str, list[int]] = {}
-    for row in rows:
-        flops_by_job.setdefault(str(row["job_id"]), []).append(int(row["work_flops"]))  # type: ignore[call-overload]
-    completed = []
-    for job_id, flops in sorted(flops_by_job.items()):
-        job = session.get(JobRow, job_id, with_for_update=True, populate_existing=True)
-        assert job is not None
-        job.units_done += len(flops)
-        job.work_flops_done = job.work_flops_done + sum(flops)
-        assert job.units_done <= job.units_total, "a unit is never counted twice"
-        if job.units_done == job.units_total and job.status == "running":
-            job.status = "merging"
-            completed.append(job_id)
-    return completed
+    job_ids = sorted({str(row["job_id"]) for row in rows})
+    merging_before = set(
+        session.scalars(
+            select(JobRow.job_id).where(JobRow.job_id.in_(job_ids), JobRow.status == "merging")
+        )
+    )
+    for unit_id in unit_ids:
+        settle_unit(session, unit_id, policy, now_ms, include_user=include_user)
+    merging_after = session.scalars(
+        select(JobRow.job_id).where(JobRow.job_id.in_(job_ids), JobRow.status == "merging")
+    )
+    return sorted(set(merging_after) - merging_before)
 
 
 def _decode_result_bytes(text: str, size_bytes_max: int, index: int) -> bytes:
@@ -526,7 +632,7 @@ def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_m
             return False
         rows = uow_read.session.execute(
             select(UnitRow.spec_json, ResultRow.data)
-            .join(ResultRow, ResultRow.unit_id == UnitRow.unit_id)
+            .join(ResultRow, ResultRow.lease_id == UnitRow.canonical_lease_id)
             .where(UnitRow.job_id == job_id, UnitRow.status == "done")
             .order_by(UnitRow.unit_index)
             .execution_options(yield_per=64)
@@ -658,7 +764,7 @@ def _job_view(uow: UnitOfWork, job: JobRow) -> JobView:
             func.coalesce(func.sum(ResultRow.compute_ms), 0),
         )
         .join(NodeRow, NodeRow.node_id == ResultRow.node_id)
-        .where(ResultRow.job_id == job.job_id)
+        .where(ResultRow.job_id == job.job_id, ResultRow.status == "valid")
         .group_by(ResultRow.node_id, NodeRow.username)
         .order_by(ResultRow.node_id)
     ).all()

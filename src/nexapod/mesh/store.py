@@ -8,7 +8,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from nexapod.storage.base import Base
 from nexapod.storage.types import ExactInteger
 
-__all__ = ["BlockRow", "JobRow", "LeaseRow", "ProductRow", "ResultRow", "UnitRow"]
+__all__ = [
+    "BlockRow",
+    "JobRow",
+    "LeaseRow",
+    "NodeTrustRow",
+    "ProductRow",
+    "ResultRow",
+    "UnitRow",
+]
 
 
 class JobRow(Base):
@@ -57,6 +65,13 @@ class UnitRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer)
     done_by_node_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Validation (mesh/validation.py): results still wanted (leased or not), leases out,
+    # agreeing results the unit needs (0 until its first result decides), and the
+    # result the merge uses once the unit is valid.
+    results_wanted: Mapped[int] = mapped_column(Integer, server_default="1")
+    leases_active: Mapped[int] = mapped_column(Integer, server_default="0")
+    quorum: Mapped[int] = mapped_column(Integer, server_default="0")
+    canonical_lease_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     __table_args__ = (
         Index("ix_units_status_unit_id", "status", "unit_id"),
@@ -77,8 +92,12 @@ class LeaseRow(Base):
     ended_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     failure_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     failure_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    username: Mapped[str | None] = mapped_column(String(32), nullable=True)  # replicas: 1 per user
 
-    __table_args__ = (Index("ix_leases_status_deadline", "status", "deadline_at_ms"),)
+    __table_args__ = (
+        Index("ix_leases_status_deadline", "status", "deadline_at_ms"),
+        Index("ix_leases_unit_username", "unit_id", "username"),
+    )
 
 
 class ResultRow(Base):
@@ -97,6 +116,20 @@ class ResultRow(Base):
     compute_ms: Mapped[int] = mapped_column(BigInteger)
     received_at_ms: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    # pending (awaiting its quorum) | valid (credited) | invalid | forfeited (blacklisted)
+    status: Mapped[str] = mapped_column(String(16), server_default="valid")
+    validated_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class NodeTrustRow(Base):
+    """A node's record in validation: its run of consecutive valid results."""
+
+    __tablename__ = "node_trust"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.node_id"), primary_key=True)
+    valid_streak: Mapped[int] = mapped_column(Integer)
+    valid_total: Mapped[int] = mapped_column(BigInteger)
+    invalid_total: Mapped[int] = mapped_column(BigInteger)
 
 
 class ProductRow(Base):

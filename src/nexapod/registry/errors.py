@@ -5,6 +5,11 @@ from __future__ import annotations
 from nexapod.errors import AuthError, RegistryError
 
 __all__ = [
+    "blacklist_entry_lifted",
+    "blacklist_entry_unknown",
+    "blacklisted",
+    "fingerprint_taken",
+    "lift_reason_invalid",
     "capacity_invalid",
     "key_unknown",
     "node_key_taken",
@@ -85,4 +90,43 @@ def timestamp_skew(skew_s: int, skew_s_max: int) -> AuthError:
 def replayed_request() -> AuthError:
     return AuthError(
         "replayed", "this request's nonce was already used: a request is accepted only once"
+    )
+
+
+def blacklisted(entry_id: int, reason_code: str) -> RegistryError:
+    return RegistryError(
+        "blacklisted",
+        f"this node, its machine or its user is blacklisted (entry {entry_id}: {reason_code}); "
+        "the coordinator's operator can review it with `nexapod admin blacklist show "
+        f"{entry_id}`",
+        status=403,
+        entry_id=entry_id,
+        reason_code=reason_code,
+    )
+
+
+def fingerprint_taken() -> RegistryError:
+    return RegistryError(
+        "fingerprint_taken",
+        "this machine's hardware fingerprint is registered under another user: one machine "
+        "belongs to one contributor (the attempt is recorded)",
+        status=409,
+    )
+
+
+def blacklist_entry_unknown(entry_id: int) -> RegistryError:
+    return RegistryError("blacklist_entry_unknown", f"no blacklist entry {entry_id}", status=404)
+
+
+def blacklist_entry_lifted(entry_id: int) -> RegistryError:
+    return RegistryError(
+        "blacklist_entry_lifted", f"blacklist entry {entry_id} is already lifted", status=409
+    )
+
+
+def lift_reason_invalid(chars_max: int) -> RegistryError:
+    return RegistryError(
+        "lift_reason_invalid",
+        f"lifting an entry needs a reason of 1 to {chars_max} characters",
+        status=422,
     )

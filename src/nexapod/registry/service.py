@@ -14,6 +14,7 @@ from nexapod.crypto import (
     verify_document,
     verify_request,
 )
+from nexapod.ledger import log_store
 from nexapod.mesh.store import ResultRow
 from nexapod.protocol.v1 import (
     PURPOSE_NODE,
@@ -25,9 +26,9 @@ from nexapod.protocol.v1 import (
     RegisterUserRequest,
     UserView,
 )
-from nexapod.registry import errors
+from nexapod.registry import blacklist, errors
 from nexapod.registry.rules import Principal, node_id_for_key, parse_signer, skew_s
-from nexapod.registry.store import NodeRow, RequestNonceRow, UserRow
+from nexapod.registry.store import BlacklistRow, NodeRow, RequestNonceRow, UserRow
 from nexapod.storage.uow import UnitOfWork
 
 __all__ = [
@@ -86,6 +87,22 @@ def register_node(uow: UnitOfWork, request: RegisterNodeRequest, now_ms: int) ->
     ):
         raise errors.signature_invalid("the node registration document (user key)")
     node_id = node_id_for_key(node_key)
+    listed = blacklist.active_entry(
+        session, node_id=node_id, fingerprint=request.document.fingerprint, username=user.username
+    )
+    if listed is not None:
+        raise errors.blacklisted(listed.entry_id, listed.reason_code)
+    owner = session.scalar(
+        select(NodeRow.username)
+        .where(
+            NodeRow.fingerprint == request.document.fingerprint,
+            NodeRow.username != user.username,
+        )
+        .limit(1)
+    )
+    if owner is not None:
+        _flag_fingerprint(uow, request.document.fingerprint, user.username, owner, now_ms)
+        raise errors.fingerprint_taken()
     canonical = canonical_json(document).decode()
     existing = session.get(NodeRow, node_id)
     if existing is not None:
@@ -104,6 +121,17 @@ def register_node(uow: UnitOfWork, request: RegisterNodeRequest, now_ms: int) ->
     view = _node_view(uow, existing)
     uow.commit()
     return view
+
+
+def _flag_fingerprint(
+    uow: UnitOfWork, fingerprint: str, username: str, owner: str, now_ms: int
+) -> None:
+    """Record, in the ledger's log, an attempt to register one machine under a second
+    user; committed on its own, since the registration itself is refused."""
+    uow.session.rollback()
+    body = {"fingerprint": fingerprint, "username": username, "owner": owner, "at_ms": now_ms}
+    log_store.append_entries(uow.session, "identity_flagged", [body])
+    uow.commit()
 
 
 def _update_node(row: NodeRow, request: RegisterNodeRequest, canonical: str, now_ms: int) -> None:
@@ -158,13 +186,15 @@ def authenticate_request(
     skew = skew_s(signature.timestamp_s, now_ms)
     if skew > skew_s_max:
         raise errors.timestamp_skew(skew, skew_s_max)
-    public_key = _public_key(uow, principal)
+    public_key, listed = _signer(uow, principal)
     if public_key is None:
         raise errors.key_unknown(signature.key_id)
     if not signature_checked and not verify_request(
         public_key, signature, method=method, path=path, body=body
     ):
         raise errors.signature_invalid("the request")
+    if listed is not None:
+        raise errors.blacklisted(listed.entry_id, listed.reason_code)
     session = uow.session
     if session.get(RequestNonceRow, (signature.key_id, signature.nonce)) is not None:
         raise errors.replayed_request()
@@ -191,12 +221,21 @@ def prune_nonces(uow: UnitOfWork, now_ms: int) -> int:
     return count
 
 
-def _public_key(uow: UnitOfWork, principal: Principal) -> str | None:
+def _signer(uow: UnitOfWork, principal: Principal) -> tuple[str | None, BlacklistRow | None]:
+    """The signer's public key (None: unknown) and its active blacklist entry, if any."""
+    session = uow.session
     if principal.kind == "user":
-        user = uow.session.get(UserRow, principal.name)
-        return None if user is None else user.public_key
-    node = uow.session.get(NodeRow, principal.name)
-    return None if node is None else node.public_key
+        user = session.get(UserRow, principal.name)
+        if user is None:
+            return None, None
+        return user.public_key, blacklist.active_entry(session, username=user.username)
+    node = session.get(NodeRow, principal.name)
+    if node is None:
+        return None, None
+    listed = blacklist.active_entry(
+        session, node_id=node.node_id, fingerprint=node.fingerprint, username=node.username
+    )
+    return node.public_key, listed
 
 
 def _user_view(uow: UnitOfWork, row: UserRow) -> UserView:
@@ -216,7 +255,7 @@ def _node_view(uow: UnitOfWork, row: NodeRow) -> NodeView:
     uow.session.flush()
     units_done, verified_flops = uow.session.execute(
         select(func.count(), func.coalesce(func.sum(ResultRow.work_flops), 0)).where(
-            ResultRow.node_id == row.node_id
+            ResultRow.node_id == row.node_id, ResultRow.status == "valid"
         )
     ).one()
     document = json.loads(row.registration_document)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexapod.storage.base import Base
 from nexapod.storage.types import ExactInteger
 
-__all__ = ["NodeRow", "ReleaseRow", "RequestNonceRow", "UserRow"]
+__all__ = ["BlacklistRow", "NodeRow", "ReleaseRow", "RequestNonceRow", "UserRow"]
 
 
 class UserRow(Base):
@@ -61,3 +61,25 @@ class ReleaseRow(Base):
     manifest_json: Mapped[str] = mapped_column(Text)
     signature: Mapped[str] = mapped_column(String(128))
     published_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class BlacklistRow(Base):
+    """A blacklisting: a node, its fingerprint and (by policy) its user, with the evidence.
+
+    An entry is active until lifted; each listing and lifting is an entry in the
+    ledger's log (``*_log_index``), so the blacklist's history is auditable.
+    """
+
+    __tablename__ = "blacklist_entries"
+
+    entry_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    username: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    reason_code: Mapped[str] = mapped_column(String(64))
+    evidence_json: Mapped[str] = mapped_column(Text)
+    listed_at_ms: Mapped[int] = mapped_column(BigInteger)
+    listed_log_index: Mapped[int] = mapped_column(BigInteger)
+    lifted_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    lift_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lifted_log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

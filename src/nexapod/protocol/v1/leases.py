@@ -80,7 +80,9 @@ class SubmitResultsRequest(WireModel):
 class ResultAck(WireModel):
     lease_id: str
     unit_id: int
-    status: str  # "accepted" | "duplicate"
+    # "accepted": valid and credited; "pending": waiting for its quorum (credited once it
+    # agrees); "rejected": contradicted by the quorum; "duplicate": sent before
+    status: str
     verified_flops: int
 
 

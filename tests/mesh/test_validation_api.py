@@ -1,0 +1,268 @@
+"""Validation through the HTTP API: quorum over distinct users, cheaters caught and
+blacklisted with their work forfeited, honest replicas paid; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from nexapod.coordinator.app import create_app
+from nexapod.ledger import log_store
+from nexapod.protocol.v1 import LeaseGrant
+from nexapod.registry import blacklist
+from nexapod.settings import Settings
+from nexapod.storage.uow import UnitOfWorkFactory
+from tests.factories import Actor, make_node, make_user, result_item, signed
+from tests.mesh.test_mesh_api import Clock, _compute, _lease, _submit, _submit_results
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def quorum_api(settings: Settings, clock: Clock) -> Iterator[TestClient]:
+    """Replication on (quorum 2) and every result checked (nobody is trusted yet)."""
+    app = create_app(
+        settings.with_overrides(validation_quorum=2, lease_s_min=30, lease_s_max=60),
+        clock_ms=clock,
+        run_maintenance=False,
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def _uow_factory(api: TestClient) -> UnitOfWorkFactory:
+    return api.app.state.context.uow_factory  # type: ignore[attr-defined,no-any-return]
+
+
+def _log_kinds(api: TestClient) -> list[str]:
+    with _uow_factory(api)() as uow:
+        size = log_store.read_tree_size(uow.session)
+        entries = log_store.read_entries(uow.session, 0, size)
+    return [json.loads(entry)["kind"] for _, entry, _ in entries]
+
+
+def _wrong(data: bytes) -> bytes:
+    """A well-formed result of the same unit with every similarity nudged: a cheat that
+    passes the format checks and only a replica can catch."""
+    header = 20
+    body = bytearray(data)
+    n = (len(data) - header) // 12
+    sims = np.frombuffer(bytes(body[header + 8 * n : header + 12 * n]), "<f4").copy()
+    finite = np.isfinite(sims)
+    sims[finite] = sims[finite] - np.float32(0.01)
+    body[header + 8 * n : header + 12 * n] = sims.astype("<f4").tobytes()
+    return bytes(body)
+
+
+def _view(api: TestClient, job: dict[str, Any]) -> dict[str, Any]:
+    return dict(api.get(f"/v1/jobs/{job['job_id']}").json())
+
+
+def test_a_unit_is_valid_when_two_users_agree_and_both_are_credited(
+    quorum_api: TestClient, clock: Clock
+) -> None:
+    alice, bob = make_user(quorum_api, "alice"), make_user(quorum_api, "bob")
+    node_a, node_a2, node_b = (
+        make_node(quorum_api, alice),
+        make_node(quorum_api, alice),
+        make_node(quorum_api, bob),
+    )
+    job = _submit(quorum_api, alice, clock)
+    (grant,) = _lease(quorum_api, node_a, clock, 1)
+    data = _compute(quorum_api, grant)
+    (ack,) = _submit_results(quorum_api, node_a, clock, [result_item(node_a, grant, data)]).json()[
+        "acks"
+    ]
+    assert ack["status"] == "pending"
+    assert ack["verified_flops"] == 0
+    assert _view(quorum_api, job)["units_done"] == 0
+    # the replica never goes to another node of the same user
+    assert grant.unit_id not in [g.unit_id for g in _lease(quorum_api, node_a2, clock, 64)]
+    replicas = [g for g in _lease(quorum_api, node_b, clock, 64) if g.unit_id == grant.unit_id]
+    assert len(replicas) == 1
+    (ack_b,) = _submit_results(
+        quorum_api, node_b, clock, [result_item(node_b, replicas[0], data)]
+    ).json()["acks"]
+    assert ack_b["status"] == "accepted"
+    assert ack_b["verified_flops"] == grant.work_flops
+    view = _view(quorum_api, job)
+    assert view["units_done"] == 1
+    assert view["work_flops_done"] == grant.work_flops
+    credited = {n["node_id"]: n["verified_flops"] for n in view["nodes"]}
+    assert credited == {node_a.name: grant.work_flops, node_b.name: grant.work_flops}
+    # the first node's acknowledgement, asked again, now says accepted
+    (again,) = _submit_results(
+        quorum_api, node_a, clock, [result_item(node_a, grant, data)]
+    ).json()["acks"]
+    assert again["status"] == "duplicate"
+
+
+def test_a_result_contradicted_by_the_quorum_blacklists_its_node_and_pays_the_honest(
+    quorum_api: TestClient, clock: Clock
+) -> None:
+    users = [make_user(quorum_api, name) for name in ("alice", "mallory", "carol")]
+    honest, cheater, tie_breaker = (make_node(quorum_api, user) for user in users)
+    job = _submit(quorum_api, users[0], clock)
+    (grant,) = _lease(quorum_api, cheater, clock, 1)
+    data = _compute(quorum_api, grant)
+    forged = _wrong(data)
+    acks = _submit_results(quorum_api, cheater, clock, [result_item(cheater, grant, forged)])
+    assert acks.json()["acks"][0]["status"] == "pending"
+    for node in (honest, tie_breaker):
+        replica = next(g for g in _lease(quorum_api, node, clock, 64) if g.unit_id == grant.unit_id)
+        response = _submit_results(quorum_api, node, clock, [result_item(node, replica, data)])
+        assert response.status_code == 200, response.text
+    view = _view(quorum_api, job)
+    assert view["units_done"] == 1
+    credited = {n["node_id"]: n["verified_flops"] for n in view["nodes"]}
+    assert credited == {honest.name: grant.work_flops, tie_breaker.name: grant.work_flops}
+    with _uow_factory(quorum_api)() as uow:
+        entry = blacklist.active_entry(uow.session, node_id=cheater.name)
+        assert entry is not None
+        assert entry.reason_code == "contradicted_by_quorum"
+        assert entry.username == "mallory"
+    assert "blacklist_listed" in _log_kinds(quorum_api)
+    _lease(quorum_api, honest, clock, 1)  # honest nodes still work (it asserts 200)
+    blocked = signed(
+        quorum_api, cheater, "POST", "/v1/leases", {"units_max": 1}, timestamp_s=clock.s
+    )
+    assert blocked.status_code == 403
+    assert blocked.json()["code"] == "registry.blacklisted"
+
+
+def _tampering_cases(
+    api: TestClient, node: Actor, other: Actor, grants: list[LeaseGrant], data: bytes
+) -> dict[str, tuple[list[dict[str, Any]], int, str]]:
+    good = result_item(node, grants[0], data)
+    return {
+        "result_of_another_node": (
+            [result_item(other, grants[0], data)],
+            403,
+            "auth.result_node_mismatch",
+        ),
+        "result_signature_forged": (
+            [
+                {
+                    **good,
+                    "document": {
+                        **good["document"],
+                        "lease_id": grants[1].lease_id,
+                        "unit_id": grants[1].unit_id,
+                    },
+                }
+            ],
+            401,
+            "auth.result_signature_invalid",
+        ),
+        "result_replayed": (
+            [result_item(node, grants[1], data, document={"unit_id": grants[0].unit_id})],
+            422,
+            "mesh.result_mismatch",
+        ),
+        "runner_changed": (
+            [result_item(node, grants[0], data, document={"runner_tree_hash": "0f" * 32})],
+            403,
+            "mesh.runner_changed",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["result_of_another_node", "result_signature_forged", "result_replayed", "runner_changed"],
+)
+def test_tampering_is_refused_and_blacklists_node_machine_and_user(
+    quorum_api: TestClient, clock: Clock, reason: str
+) -> None:
+    mallory, alice = make_user(quorum_api, "mallory"), make_user(quorum_api, "alice")
+    node, second, honest = (
+        make_node(quorum_api, mallory),
+        make_node(quorum_api, mallory),
+        make_node(quorum_api, alice),
+    )
+    job = _submit(quorum_api, alice, clock)
+    grants = _lease(quorum_api, node, clock, 2)
+    data = _compute(quorum_api, grants[0])
+    items, status, code = _tampering_cases(quorum_api, node, honest, grants, data)[reason]
+    response = _submit_results(quorum_api, node, clock, items)
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert _view(quorum_api, job)["units_done"] == 0
+    with _uow_factory(quorum_api)() as uow:
+        entry = blacklist.active_entry(uow.session, node_id=node.name)
+        assert entry is not None and entry.reason_code == reason
+    # the user is listed by policy: its other node is refused too, another user's is not
+    for blocked in (node, second):
+        refused = signed(
+            quorum_api, blocked, "POST", "/v1/leases", {"units_max": 1}, timestamp_s=clock.s
+        )
+        assert refused.json()["code"] == "registry.blacklisted"
+    assert (
+        signed(
+            quorum_api, honest, "POST", "/v1/leases", {"units_max": 1}, timestamp_s=clock.s
+        ).status_code
+        == 200
+    )
+    assert _log_kinds(quorum_api).count("blacklist_listed") == 1
+
+
+def test_a_result_faster_than_any_benchmark_allows_is_refused_and_blacklisted(
+    quorum_api: TestClient, clock: Clock
+) -> None:
+    mallory = make_user(quorum_api, "mallory")
+    slow = make_node(quorum_api, mallory, capacity_flops_per_s=1000)  # claims to be slow
+    _submit(quorum_api, mallory, clock)
+    (grant,) = _lease(quorum_api, slow, clock, 1)
+    data = _compute(quorum_api, grant)
+    response = _submit_results(quorum_api, slow, clock, [result_item(slow, grant, data)])
+    assert response.status_code == 403
+    assert response.json()["code"] == "mesh.result_implausible"
+    with _uow_factory(quorum_api)() as uow:
+        entry = blacklist.active_entry(uow.session, node_id=slow.name)
+        assert entry is not None and entry.reason_code == "implausible_time"
+        assert entry.username == "mallory"
+
+
+def test_one_machine_under_a_second_user_is_refused_and_flagged(
+    quorum_api: TestClient,
+) -> None:
+    alice, mallory = make_user(quorum_api, "alice"), make_user(quorum_api, "mallory")
+    make_node(quorum_api, alice, fingerprint="aa" * 32)
+    make_node(quorum_api, alice, fingerprint="aa" * 32)  # one user, several nodes: fine
+    with pytest.raises(AssertionError, match=r"registry\.fingerprint_taken"):
+        make_node(quorum_api, mallory, fingerprint="aa" * 32)
+    assert _log_kinds(quorum_api).count("identity_flagged") == 1
+
+
+def test_a_lifted_entry_lets_the_node_back_and_is_logged(
+    quorum_api: TestClient, clock: Clock
+) -> None:
+    mallory = make_user(quorum_api, "mallory")
+    slow = make_node(quorum_api, mallory, capacity_flops_per_s=1000)
+    _submit(quorum_api, mallory, clock)
+    (grant,) = _lease(quorum_api, slow, clock, 1)
+    _submit_results(
+        quorum_api, slow, clock, [result_item(slow, grant, _compute(quorum_api, grant))]
+    )
+    with _uow_factory(quorum_api)() as uow:
+        entry = blacklist.active_entry(uow.session, node_id=slow.name)
+        assert entry is not None
+        entry_id = entry.entry_id
+    with _uow_factory(quorum_api)() as uow:
+        lifted = blacklist.lift_entry(uow, entry_id, "benchmark re-run on site", clock())
+    assert lifted.lift_reason == "benchmark re-run on site"
+    assert (
+        signed(
+            quorum_api, slow, "POST", "/v1/leases", {"units_max": 1}, timestamp_s=clock.s
+        ).status_code
+        == 200
+    )
+    assert _log_kinds(quorum_api)[-2:] == ["blacklist_listed", "blacklist_lifted"]
