@@ -207,7 +207,6 @@ def test_bad_results_are_refused_and_change_nothing(
     job = _submit(mesh_api, alice, clock)
     grant_a, grant_a2 = _lease(mesh_api, node_a, clock, 2)
     data = _compute(mesh_api, grant_a)
-    data2 = _compute(mesh_api, grant_a2)
     good = result_item(node_a, grant_a, data)
 
     cases: list[tuple[Actor, list[dict[str, Any]], int, str]] = [
