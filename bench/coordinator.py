@@ -29,6 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.factories import PROFILE  # noqa: E402
+
+# What is measured is the mesh's own path; replication (quorum 2, docs/validation.md)
+# would compute every unit twice by design, so it is off here.
+NO_REPLICATION = {"NEXAPOD_VALIDATION_QUORUM": "1"}
+
 from tests.processes import CoordinatorProcess  # noqa: E402
 
 from nexapod.crypto import SigningKey, b64encode, sha256_hex, sign_document  # noqa: E402
@@ -159,7 +164,9 @@ def main() -> None:
     _precompute(args.spectra)
     with tempfile.TemporaryDirectory() as scratch:
         db = args.db or f"sqlite:///{scratch}/bench.sqlite3"
-        server = CoordinatorProcess(db, Path(scratch) / "coordinator", workers=args.workers)
+        server = CoordinatorProcess(
+            db, Path(scratch) / "coordinator", workers=args.workers, env=NO_REPLICATION
+        )
         try:
             nodes, user = _register(server.url, args.nodes)
             request = SubmitJobRequest(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -39,7 +40,14 @@ def wait_until(condition: Callable[[], T | None], timeout_s: float, what: str) -
 class CoordinatorProcess:
     """``nexapod coordinator serve`` in its own process."""
 
-    def __init__(self, database_url: str, data_dir: Path, workers: int = 1) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        data_dir: Path,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``env`` adds settings (``NEXAPOD_*``) to the coordinator's environment."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "coordinator.log"
@@ -63,6 +71,7 @@ class CoordinatorProcess:
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
         wait_until(self._healthy, 60, "the coordinator to answer /v1/health")
 
