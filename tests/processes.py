@@ -46,9 +46,11 @@ class CoordinatorProcess:
         data_dir: Path,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
-        """``env`` adds settings (``NEXAPOD_*``) to the coordinator's environment."""
-        self.port = free_port()
+        """``env`` adds settings (``NEXAPOD_*``) to the coordinator's environment;
+        ``port`` restarts a coordinator where its nodes expect it."""
+        self.port = port if port is not None else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "coordinator.log"
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -310,6 +310,10 @@ class NodeAgent:
             self._event("refused", grant, wall_s, f"{exc.detail} [{exc.code}]")
             self.summary.units_refused += 1
             return
+        except NexaPodError as exc:  # unreachable after the retries: the lease will expire
+            self._event("failed", grant, wall_s, f"upload failed: {exc.detail} [{exc.code}]")
+            self.summary.units_failed += 1
+            return
         ack = response.acks[0]
         self.summary.units_done += 1
         self.summary.verified_flops += ack.verified_flops
