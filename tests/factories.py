@@ -66,14 +66,18 @@ def make_user(api: TestClient, username: str) -> Actor:
 
 
 def make_node(
-    api: TestClient, user: Actor, capacity_flops_per_s: int = 10**10, fingerprint: str = "cd" * 32
+    api: TestClient,
+    user: Actor,
+    capacity_flops_per_s: int = 10**10,
+    fingerprint: str = "cd" * 32,
+    runner_tree_hash: str = TREE_HASH,
 ) -> Actor:
     key = SigningKey.generate()
     state = {
         "public_key": key.public_key_b64,
         "profile": PROFILE,
         "fingerprint": fingerprint,
-        "runner_tree_hash": TREE_HASH,
+        "runner_tree_hash": runner_tree_hash,
     }
     request = node_registration(state, key, user.name, user.key, capacity_flops_per_s)
     response = api.post("/v1/nodes", json=request.model_dump())

@@ -13,10 +13,11 @@ from fastapi import Depends, Request
 from nexapod.ledger.integrator import LogIdentity
 from nexapod.mesh.rules import LeaseTiming
 from nexapod.mesh.service import MeshLimits
+from nexapod.registry.releases import ReleasePolicy
 from nexapod.settings import Settings
 from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
 
-__all__ = ["Context", "ContextDep", "mesh_limits", "system_clock_ms"]
+__all__ = ["Context", "ContextDep", "mesh_limits", "release_policy", "system_clock_ms"]
 
 
 def system_clock_ms() -> int:
@@ -32,6 +33,7 @@ class Context:
     read_uow_factory: UnitOfWorkFactory
     limits: MeshLimits
     log: LogIdentity
+    releases: ReleasePolicy
     clock_ms: Callable[[], int] = system_clock_ms
     jobs_to_merge: threading.Event = field(default_factory=threading.Event)
     entries_to_integrate: threading.Event = field(default_factory=threading.Event)
@@ -52,6 +54,13 @@ def mesh_limits(settings: Settings) -> MeshLimits:
         unit_attempts_max=settings.unit_attempts_max,
         dataset_spectra_max=settings.dataset_spectra_max,
         page_size_max=settings.page_size_max,
+    )
+
+
+def release_policy(settings: Settings) -> ReleasePolicy:
+    return ReleasePolicy(
+        release_public_keys=frozenset(settings.release_public_keys),
+        releases_max=settings.releases_max,
     )
 
 
