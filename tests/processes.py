@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,7 +39,13 @@ def wait_until(condition: Callable[[], T | None], timeout_s: float, what: str) -
 class CoordinatorProcess:
     """``nexapod coordinator serve`` in its own process."""
 
-    def __init__(self, database_url: str, data_dir: Path, workers: int = 1) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        data_dir: Path,
+        workers: int = 1,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "coordinator.log"
@@ -60,6 +66,7 @@ class CoordinatorProcess:
                 str(data_dir),
                 "--workers",
                 str(workers),
+                *extra_args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
