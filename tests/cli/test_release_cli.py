@@ -23,7 +23,7 @@ from nexapod.crypto import (
     tree_hash,
     verify_manifest,
 )
-from tests.node.test_release_check import copy_package
+from tests.factories import copy_package
 from tests.processes import CoordinatorProcess
 
 runner = CliRunner()

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from nexapod.crypto import (
     PURPOSE_RELEASE,
-    ReleaseManifest,
     SigningKey,
     format_manifest,
     package_root,
     parse_manifest,
     sign_document,
-    sign_manifest,
-    tree_file_hashes,
 )
 from nexapod.errors import NodeError
 from nexapod.node.release_check import (
@@ -27,21 +23,9 @@ from nexapod.node.release_check import (
     workload_scope,
 )
 from nexapod.workloads import unit_module
+from tests.factories import copy_package, sign_tree
 
-SIGNED_AT_S = 1_790_000_000
 ATLAS = unit_module("atlas")
-
-
-def copy_package(destination: Path) -> Path:
-    """A copy of the installed nexapod package, without bytecode, to tamper with."""
-    shutil.copytree(
-        package_root(), destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
-    return destination
-
-
-def sign_tree(key: SigningKey, root: Path, version: str = "1.0.0") -> ReleaseManifest:
-    return sign_manifest(key, version, tree_file_hashes(root), SIGNED_AT_S)
 
 
 @pytest.fixture(scope="module")

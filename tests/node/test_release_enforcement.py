@@ -29,7 +29,7 @@ from nexapod.node.executors import make_executor
 from nexapod.node.home import NodeHome
 from nexapod.node.release_check import RunnerRelease, obtain_release
 from nexapod.protocol.v1 import LeaseGrant, SubmitJobRequest, SyntheticDataset
-from tests.node.test_release_check import copy_package, sign_tree
+from tests.factories import copy_package, sign_tree
 from tests.processes import CoordinatorProcess, free_port
 
 pytestmark = pytest.mark.slow
