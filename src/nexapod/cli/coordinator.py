@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from nexapod.cli._common import console, err_console, fail, reporting_errors
+
+if TYPE_CHECKING:
+    from nexapod.protocol.v1 import ReleaseView
 
 __all__ = ["app"]
 
@@ -70,7 +73,8 @@ def serve(
             settings = settings.with_overrides(release_public_keys=keys)
         manifests = [_read_manifest(path) for path in release_manifest or []]
         configure_logging()
-        _report_releases(settings.release_public_keys, publish_releases(settings, manifests))
+        published = publish_releases(settings, manifests) if manifests else []
+        _report_releases(settings.release_public_keys, published)
         url = settings.resolved_database_url().split("@")[-1]
         console.print(
             f"coordinator on http://{host}:{port} (store: {url}, {workers} worker(s))",
@@ -90,7 +94,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         fail(f"{path}: {exc}", "registry.release_manifest_invalid")
 
 
-def _report_releases(keys: list[str], published: list[tuple[Any, bool]]) -> None:
+def _report_releases(keys: list[str], published: list[tuple[ReleaseView, bool]]) -> None:
     if keys:
         console.print(
             f"release enforcement on: only runners of releases signed by {len(keys)} "

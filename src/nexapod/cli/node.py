@@ -172,8 +172,7 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Check this runner against its signed release, then lease units, run each in the
-    sandbox, and upload signed results."""
+    """Check the runner against its signed release, then lease, run and upload units."""
     from nexapod.logs import configure_logging
     from nexapod.node.agent import AgentConfig, NodeAgent, UnitEvent
     from nexapod.node.cache import BlockCache

@@ -203,7 +203,9 @@ class NodeAgent:
         try:
             self.release.check_workload(module)
         except NodeError as exc:
-            prepared.cancel()
+            if not prepared.cancel():  # already downloading: let it finish, then tidy up
+                wait([prepared])
+            shutil.rmtree(self.scratch_root / grant.lease_id, ignore_errors=True)
             self._report_failure(grant, exc.code.split(".")[-1], exc.detail)
             log_event(logger, "unit.not_run", lease_id=grant.lease_id, code=exc.code)
             self._refusal = exc
