@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
 
-from nexapod.crypto import SigningKey, b64encode, sha256_hex, sign_document, sign_request
+from nexapod.crypto import (
+    ReleaseManifest,
+    SigningKey,
+    b64encode,
+    package_root,
+    sha256_hex,
+    sign_document,
+    sign_manifest,
+    sign_request,
+    tree_file_hashes,
+)
 from nexapod.ledger import log_store
 from nexapod.ledger import service as ledger
 from nexapod.ledger.accounts import mint_account_id, parse_account_id
@@ -22,15 +34,18 @@ from nexapod.protocol.v1 import PURPOSE_RESULT, LeaseGrant, ResultDocument
 from nexapod.storage.uow import UnitOfWorkFactory
 
 __all__ = [
+    "RELEASE_SIGNED_AT_S",
     "Actor",
     "LedgerState",
     "PROFILE",
     "fund",
+    "copy_package",
     "ledger_state",
     "make_node",
     "make_user",
     "new_transfer_id",
     "result_item",
+    "sign_tree",
     "signed",
 ]
 
@@ -44,6 +59,7 @@ PROFILE: dict[str, Any] = {
     "python": "3.11",
 }
 TREE_HASH = "ab" * 32
+RELEASE_SIGNED_AT_S = 1_790_000_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,7 @@ def make_node(
     user: Actor,
     capacity_flops_per_s: int = 10**10,
     fingerprint: str | None = None,
+    runner_tree_hash: str = TREE_HASH,
 ) -> Actor:
     """A registered node of ``user``; a machine of its own unless ``fingerprint`` says."""
     key = SigningKey.generate()
@@ -78,7 +95,7 @@ def make_node(
         "public_key": key.public_key_b64,
         "profile": PROFILE,
         "fingerprint": fingerprint,
-        "runner_tree_hash": TREE_HASH,
+        "runner_tree_hash": runner_tree_hash,
     }
     request = node_registration(state, key, user.name, user.key, capacity_flops_per_s)
     response = api.post("/v1/nodes", json=request.model_dump())
@@ -170,3 +187,16 @@ def ledger_state(uow_factory: UnitOfWorkFactory) -> LedgerState:
         }
         transfers = {row[0]: tuple(row) for row in session.execute(TRANSFERS.select())}
         return LedgerState(accounts, transfers, log_store.read_tree_size(session))  # type: ignore[arg-type]
+
+
+def copy_package(destination: Path) -> Path:
+    """A copy of the installed nexapod package, without bytecode, to tamper with."""
+    shutil.copytree(
+        package_root(), destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    return destination
+
+
+def sign_tree(key: SigningKey, root: Path, version: str = "1.0.0") -> ReleaseManifest:
+    """A release manifest of the tree under ``root``, signed with ``key``."""
+    return sign_manifest(key, version, tree_file_hashes(root), RELEASE_SIGNED_AT_S)

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -45,6 +45,7 @@ class CoordinatorProcess:
         database_url: str,
         data_dir: Path,
         workers: int = 1,
+        extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         port: int | None = None,
     ) -> None:
@@ -70,6 +71,7 @@ class CoordinatorProcess:
                 str(data_dir),
                 "--workers",
                 str(workers),
+                *extra_args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,9 +19,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "default_data_dir"]
+from nexapod.crypto import load_public_key
+
+__all__ = ["RELEASE_KEYS_MAX", "Settings", "default_data_dir"]
 
 MIB = 1 << 20
+RELEASE_KEYS_MAX = 16
 
 
 def default_data_dir() -> Path:
@@ -69,6 +72,10 @@ class Settings(BaseSettings):
     ledger_log_key_file: Path | None = None
     ledger_checkpoint_interval_s: float = Field(1.0, ge=0.05, le=60.0)
     ledger_integrate_entries_max: int = Field(200_000, ge=1, le=10_000_000)
+    # Signed runner releases (docs/releases.md): the public keys whose manifests admit a
+    # runner tree. With none, admission is open (and the coordinator warns at start-up).
+    release_public_keys: list[str] = Field(default_factory=list, max_length=RELEASE_KEYS_MAX)
+    releases_max: int = Field(1000, ge=1, le=100_000)
 
     @classmethod
     def settings_customise_sources(
@@ -84,6 +91,20 @@ class Settings(BaseSettings):
         if config_path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_path)))
         return tuple(sources)
+
+    @field_validator("release_public_keys")
+    @classmethod
+    def _check_release_keys(cls, keys: list[str]) -> list[str]:
+        for index, key in enumerate(keys):
+            try:
+                load_public_key(key)
+            except ValueError as exc:
+                raise ValueError(
+                    f"release_public_keys[{index}] is not a base64 Ed25519 public key: {exc}"
+                ) from exc
+        if len(set(keys)) != len(keys):
+            raise ValueError("release_public_keys lists a key twice")
+        return keys
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:

@@ -35,6 +35,7 @@ def test_demo_runs_an_atlas_job_and_reports_who_computed_what(tmp_path: Path) ->
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "coordinator up at http://127.0.0.1:" in out
+    assert re.search(r"release enforcement on: runner release [^ ]+ \(tree [0-9a-f]{16}…", out)
     assert out.count("GFLOP/s") >= 3, "each node reports its measured capacity"
     assert "job " in out
     assert "6 work units" in out
@@ -51,6 +52,9 @@ def test_demo_runs_an_atlas_job_and_reports_who_computed_what(tmp_path: Path) ->
     node_logs = sorted((tmp_path / "demo" / "logs").glob("node*.log"))
     assert len(node_logs) == 3
     assert all("with the bwrap sandbox" in log.read_text() for log in node_logs)
+    assert all("checked against its signed manifest" in log.read_text() for log in node_logs)
+    releases = (tmp_path / "demo" / "release").iterdir()
+    assert sorted(path.name for path in releases) == ["manifest.json", "release.key"]
 
 
 def test_demo_refuses_an_unknown_sandbox_with_its_code() -> None:

@@ -44,7 +44,7 @@ KNOWN_KEYS = st.sampled_from(
 )
 BODIES = JSON_VALUES | st.dictionaries(KNOWN_KEYS, JSON_VALUES, max_size=5)
 SIGNED_PATHS = ["/v1/leases", "/v1/results", "/v1/jobs", "/v1/leases/" + "a" * 32 + "/failure"]
-UNSIGNED_PATHS = ["/v1/users", "/v1/nodes"]
+UNSIGNED_PATHS = ["/v1/users", "/v1/nodes", "/v1/releases"]
 
 
 @pytest.fixture(scope="module")

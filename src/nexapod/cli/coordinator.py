@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nexapod.cli._common import console, fail, reporting_errors
+from nexapod.cli._common import console, err_console, fail, reporting_errors
+
+if TYPE_CHECKING:
+    from nexapod.protocol.v1 import ReleaseView
 
 __all__ = ["app"]
 
@@ -33,8 +36,25 @@ def serve(
         int, typer.Option(help="Worker processes (one per core is a good start).", min=1, max=64)
     ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    release_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--release-key",
+            help="A release public key to trust, added to release_public_keys (repeatable).",
+        ),
+    ] = None,
+    release_manifest: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--release-manifest",
+            help="A signed release manifest to publish at start-up (repeatable).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the /v1 API until interrupted."""
+    from nexapod.coordinator.server import publish_releases
     from nexapod.coordinator.server import serve as serve_forever
     from nexapod.logs import configure_logging
     from nexapod.settings import Settings
@@ -48,13 +68,50 @@ def serve(
         if data_dir is not None:
             overrides["data_dir"] = data_dir
         settings = Settings(**overrides)  # type: ignore[arg-type]
+        if release_key:
+            keys = list(dict.fromkeys([*settings.release_public_keys, *release_key]))
+            settings = settings.with_overrides(release_public_keys=keys)
+        manifests = [_read_manifest(path) for path in release_manifest or []]
         configure_logging()
+        published = publish_releases(settings, manifests) if manifests else []
+        _report_releases(settings.release_public_keys, published)
         url = settings.resolved_database_url().split("@")[-1]
         console.print(
             f"coordinator on http://{host}:{port} (store: {url}, {workers} worker(s))",
             highlight=False,
         )
         serve_forever(settings, host=host, port=port, workers=workers, log_level=log_level)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    from nexapod.crypto import MANIFEST_BYTES_MAX, parse_manifest_json
+
+    with path.open("rb") as file:
+        data = file.read(MANIFEST_BYTES_MAX + 1)
+    try:
+        return parse_manifest_json(data).to_json()
+    except ValueError as exc:
+        fail(f"{path}: {exc}", "registry.release_manifest_invalid")
+
+
+def _report_releases(keys: list[str], published: list[tuple[ReleaseView, bool]]) -> None:
+    if keys:
+        console.print(
+            f"release enforcement on: only runners of releases signed by {len(keys)} "
+            "release key(s) are admitted",
+            highlight=False,
+        )
+    else:
+        err_console.print(
+            "[bold yellow]warning:[/bold yellow] no release keys configured: any runner tree "
+            "is admitted (set release_public_keys or pass --release-key; see docs/releases.md)"
+        )
+    for view, created in published:
+        state = "published" if created else "already published:"
+        console.print(
+            f"{state} release {view.version} (runner tree {view.tree_hash[:16]}…)",
+            highlight=False,
+        )
 
 
 @app.command("openapi")

@@ -2,7 +2,9 @@
 
 Everything is real: the coordinator and each node agent are separate processes that
 talk over HTTP on 127.0.0.1, every unit runs in the sandbox, every request and result
-is signed, and the store is the embedded SQLite database in the demo's directory.
+is signed, and the store is the embedded SQLite database in the demo's directory. The
+installed package is signed as a runner release with a release key made for the demo,
+and the coordinator admits only that release (docs/releases.md).
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from rich.table import Table
 
 from nexapod.cli._common import console, err_console, fail, reporting_errors
 from nexapod.cli.node import init_node, register_node
-from nexapod.crypto import SigningKey
+from nexapod.crypto import (
+    ManifestVerdict,
+    ReleaseManifest,
+    SigningKey,
+    package_root,
+    package_tree_hash,
+    parse_manifest_json,
+    verify_manifest,
+)
 from nexapod.node.client import CoordinatorClient, Signer
 from nexapod.node.home import NodeHome
 from nexapod.protocol.v1 import JobView, SubmitJobRequest, SyntheticDataset
@@ -72,9 +82,16 @@ def demo(
         processes: list[DemoProcess] = []
         try:
             console.print(f"[bold]NexaPod demo[/bold] in {root}", highlight=False)
-            processes.append(_start_coordinator(root, port))
+            release_key, manifest_path, manifest = _make_release(root)
+            processes.append(_start_coordinator(root, port, release_key, manifest_path))
             _wait_healthy(url, processes[0])
             console.print(f"coordinator up at {url} (SQLite store in {root / 'coordinator'})")
+            console.print(
+                f"release enforcement on: runner release {manifest.version} (tree "
+                f"{manifest.tree_hash[:16]}…, {len(manifest.files)} files) signed with the "
+                "demo's release key",
+                highlight=False,
+            )
             node_ids = _register_nodes(root, url, nodes)
             for index, node_id in enumerate(node_ids):
                 processes.append(_start_node(root, url, index, executor))
@@ -111,7 +128,35 @@ def _spawn(name: str, argv: list[str], log_path: Path) -> DemoProcess:
     return DemoProcess(name, process, log)
 
 
-def _start_coordinator(root: Path, port: int) -> DemoProcess:
+def _make_release(root: Path) -> tuple[SigningKey, Path, ReleaseManifest]:
+    """A release key for this demo (kept in its directory) and the installed package signed."""
+    import nexapod
+    from nexapod.cli.release import sign_release_tree
+
+    directory = root / "release"
+    key_path = directory / "release.key"
+    if key_path.exists():
+        key = SigningKey.load(key_path)
+    else:
+        key = SigningKey.generate()
+        key.save(key_path)
+    manifest_path = directory / "manifest.json"
+    if manifest_path.exists():  # a demo run again in its directory: the same release, if any
+        earlier = parse_manifest_json(manifest_path.read_bytes())
+        if (
+            earlier.tree_hash == package_tree_hash()
+            and verify_manifest(earlier, {key.public_key_b64}) is ManifestVerdict.OK
+        ):
+            return key, manifest_path, earlier
+    manifest = sign_release_tree(
+        key, package_root(), nexapod.__version__, manifest_path, int(time.time())
+    )
+    return key, manifest_path, manifest
+
+
+def _start_coordinator(
+    root: Path, port: int, release_key: SigningKey, manifest_path: Path
+) -> DemoProcess:
     argv = [
         sys.executable,
         "-m",
@@ -122,6 +167,10 @@ def _start_coordinator(root: Path, port: int) -> DemoProcess:
         str(port),
         "--data-dir",
         str(root / "coordinator"),
+        "--release-key",
+        release_key.public_key_b64,
+        "--release-manifest",
+        str(manifest_path),
     ]
     return _spawn("coordinator", argv, root / "logs" / "coordinator.log")
 

@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,9 +16,10 @@ from nexapod.cli._common import (
     NodeHomeOption,
     console,
     err_console,
+    fail,
     reporting_errors,
 )
-from nexapod.crypto import SigningKey
+from nexapod.crypto import SigningKey, load_public_key, package_root, package_tree_hash
 from nexapod.node.home import (
     NodeHome,
     default_keys_dir,
@@ -27,6 +28,10 @@ from nexapod.node.home import (
     node_registration,
     user_registration,
 )
+
+if TYPE_CHECKING:
+    from nexapod.node.client import CoordinatorClient
+    from nexapod.node.release_check import RunnerRelease
 
 __all__ = ["app", "init_node", "register_node"]
 
@@ -87,20 +92,33 @@ def register(
 
 
 def register_node(
-    home: NodeHome, coordinator: str, username: str, keys_dir: Path, benchmark_s: float
+    home: NodeHome,
+    coordinator: str,
+    username: str,
+    keys_dir: Path,
+    benchmark_s: float,
+    capacity_flops_per_s: int | None = None,
 ) -> tuple[str, int]:
-    """Measure capacity, register the user if new, register the node; returns (id, FLOP/s)."""
+    """Measure capacity, register the user if new, register the node; returns (id, FLOP/s).
+
+    The runner tree hash is taken again: registering after installing a new release
+    reports the new runner. ``capacity_flops_per_s`` skips the benchmark (tests that
+    play a node lying about its speed).
+    """
     from threadpoolctl import threadpool_limits
 
     from nexapod.node.client import CoordinatorClient
     from nexapod.workloads.atlas import measure_capacity_flops_per_s
 
     state = home.state()
+    state["runner_tree_hash"] = package_tree_hash()
     node_key = home.key()
     user_key, _ = load_or_create_user_key(keys_dir, username)
     # Units run with one BLAS thread each (the agent's default); measure the same way.
-    with threadpool_limits(limits=1):
-        capacity = measure_capacity_flops_per_s(duration_s=benchmark_s)
+    capacity = capacity_flops_per_s
+    if capacity is None:
+        with threadpool_limits(limits=1):
+            capacity = measure_capacity_flops_per_s(duration_s=benchmark_s)
     with CoordinatorClient(coordinator) as client:
         client.register_user(user_registration(username, user_key))
         view = client.register_node(
@@ -145,8 +163,24 @@ def run(
     log_level: Annotated[
         str, typer.Option(help="Level of the JSON event log on stderr (INFO, WARNING…).")
     ] = "WARNING",
+    release_manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--release-manifest",
+            help="The signed release manifest of this runner (default: the coordinator's).",
+            dir_okay=False,
+        ),
+    ] = None,
+    release_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--release-key",
+            help="A release public key to trust (repeatable; default: the keys the "
+            "coordinator lists, which trusts the coordinator).",
+        ),
+    ] = None,
 ) -> None:
-    """Lease work units, run each in the sandbox, and upload signed results."""
+    """Check the runner against its signed release, then lease, run and upload units."""
     from nexapod.logs import configure_logging
     from nexapod.node.agent import AgentConfig, NodeAgent, UnitEvent
     from nexapod.node.cache import BlockCache
@@ -181,6 +215,9 @@ def run(
             )
 
         with CoordinatorClient(coordinator, Signer(key, f"node:{node_id}")) as client:
+            release = _check_release(
+                client, state["runner_tree_hash"], release_manifest, release_key or []
+            )
             agent = NodeAgent(
                 node_id=node_id,
                 key=key,
@@ -196,6 +233,7 @@ def run(
                     memory_bytes_max=memory_mb * MIB,
                 ),
                 on_event=show,
+                release=release,
             )
 
             def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -216,3 +254,33 @@ def run(
             f"{summary.verified_flops / 1e9:.2f} GFLOP verified",
             highlight=False,
         )
+
+
+def _check_release(
+    client: CoordinatorClient, runner_tree_hash: str, manifest: Path | None, keys: list[str]
+) -> RunnerRelease | None:
+    """Verify this runner against its signed release before anything runs (docs/releases.md)."""
+    from nexapod.node.release_check import obtain_release
+
+    for trusted in keys:
+        try:
+            load_public_key(trusted)
+        except ValueError as exc:
+            fail(f"--release-key {trusted!r} is not a base64 Ed25519 public key: {exc}")
+    setup = obtain_release(
+        client,
+        root=package_root(),
+        runner_tree_hash=runner_tree_hash,
+        manifest_path=manifest,
+        release_keys=keys,
+    )
+    if setup.release is None:
+        err_console.print(f"[bold yellow]warning:[/bold yellow] {setup.warning}")
+        return None
+    signed = setup.release.manifest
+    console.print(
+        f"runner is release {signed.version} (tree {signed.tree_hash[:16]}…, "
+        f"{len(signed.files)} files), checked against its signed manifest",
+        highlight=False,
+    )
+    return setup.release

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 import nexapod
-from nexapod.coordinator.context import Context, mesh_limits, system_clock_ms
+from nexapod.coordinator.context import Context, mesh_limits, release_policy, system_clock_ms
 from nexapod.coordinator.limits import BodySizeLimit
 from nexapod.coordinator.maintenance import CheckpointLoop, MaintenanceLoop
 from nexapod.coordinator.problems import install_problem_handlers
@@ -20,10 +21,13 @@ from nexapod.ledger.log_api import router as ledger_log_router
 from nexapod.ledger.log_key import ensure_log_key, load_log_identity
 from nexapod.mesh.api import router as mesh_router
 from nexapod.registry.api import router as registry_router
+from nexapod.registry.releases_api import router as releases_router
 from nexapod.settings import Settings
 from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
 
 __all__ = ["Health", "create_app"]
+
+logger = logging.getLogger("nexapod.coordinator")
 
 
 class Health(BaseModel):
@@ -51,11 +55,20 @@ def create_app(
         read_uow_factory=unit_of_work_factory(engine, read_only=True),
         limits=mesh_limits(settings),
         log=load_log_identity(key_file, settings.ledger_log_origin),
+        releases=release_policy(settings),
         clock_ms=clock_ms,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not ctx.releases.enforced:
+            logger.warning(
+                "releases.not_enforced",
+                extra={
+                    "detail": "no release_public_keys configured: any runner tree is "
+                    "admitted; see docs/releases.md"
+                },
+            )
         loops: list[MaintenanceLoop | CheckpointLoop] = []
         if run_maintenance:
             loops = [MaintenanceLoop(ctx), CheckpointLoop(ctx)]
@@ -77,6 +90,7 @@ def create_app(
     app.state.context = ctx
     install_problem_handlers(app)
     app.include_router(registry_router)
+    app.include_router(releases_router)
     app.include_router(mesh_router)
     app.include_router(ledger_router)
     app.include_router(ledger_log_router)

@@ -14,10 +14,11 @@ from nexapod.ledger.integrator import LogIdentity
 from nexapod.mesh.rules import LeaseTiming
 from nexapod.mesh.service import MeshLimits
 from nexapod.mesh.validation import ValidationPolicy
+from nexapod.registry.releases import ReleasePolicy
 from nexapod.settings import Settings
 from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
 
-__all__ = ["Context", "ContextDep", "mesh_limits", "system_clock_ms"]
+__all__ = ["Context", "ContextDep", "mesh_limits", "release_policy", "system_clock_ms"]
 
 
 def system_clock_ms() -> int:
@@ -33,6 +34,7 @@ class Context:
     read_uow_factory: UnitOfWorkFactory
     limits: MeshLimits
     log: LogIdentity
+    releases: ReleasePolicy
     clock_ms: Callable[[], int] = system_clock_ms
     jobs_to_merge: threading.Event = field(default_factory=threading.Event)
     entries_to_integrate: threading.Event = field(default_factory=threading.Event)
@@ -62,6 +64,13 @@ def mesh_limits(settings: Settings) -> MeshLimits:
             flops_per_s_max=settings.validation_flops_per_s_max,
         ),
         blacklist_user_on_tampering=settings.blacklist_user_on_tampering,
+    )
+
+
+def release_policy(settings: Settings) -> ReleasePolicy:
+    return ReleasePolicy(
+        release_public_keys=frozenset(settings.release_public_keys),
+        releases_max=settings.releases_max,
     )
 
 

@@ -10,22 +10,28 @@ app from the same ``NEXAPOD_*`` environment.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from nexapod.coordinator.app import create_app
+from nexapod.coordinator.context import release_policy, system_clock_ms
 from nexapod.ledger.log_key import ensure_log_key
+from nexapod.protocol.v1 import ReleaseView
+from nexapod.registry import releases
 from nexapod.settings import Settings
-from nexapod.storage import make_engine, migrate_to_head
+from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
 
-__all__ = ["run_worker", "serve"]
+__all__ = ["publish_releases", "run_worker", "serve"]
 
 WORKER_STOP_S_MAX = 30.0
 
@@ -50,6 +56,29 @@ def run_worker(settings: Settings, *, host: str, port: int, log_level: str) -> N
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def publish_releases(
+    settings: Settings, manifests: Sequence[Mapping[str, Any]]
+) -> list[tuple[ReleaseView, bool]]:
+    """Publish signed release manifests before serving (``serve --release-manifest``).
+
+    Each goes through the same use case as ``POST /v1/releases``, so a manifest the
+    configured keys do not vouch for stops the start-up with the same error code.
+    """
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        migrate_to_head(engine)
+        uow_factory = unit_of_work_factory(engine)
+        policy = release_policy(settings)
+        published = []
+        for manifest in manifests:
+            with uow_factory() as uow:
+                published.append(releases.publish_release(uow, manifest, policy, system_clock_ms()))
+    finally:
+        engine.dispose()
+    assert len(published) == len(manifests)
+    return published
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: str) -> None:
     """Migrate, then serve until interrupted."""
     assert workers >= 1
@@ -64,7 +93,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
     assert port != 0, "workers share one fixed port"
     environment = dict(os.environ)
     for name, value in settings.model_dump(exclude_none=True).items():
-        environment[f"NEXAPOD_{name.upper()}"] = str(value)
+        # pydantic-settings reads lists from the environment as JSON
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        environment[f"NEXAPOD_{name.upper()}"] = text
     argv = [
         sys.executable,
         "-m",

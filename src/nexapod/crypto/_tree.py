@@ -23,7 +23,14 @@ from pathlib import Path
 
 import nexapod
 
-__all__ = ["FILES_MAX_DEFAULT", "package_tree_hash", "tree_file_hashes", "tree_hash"]
+__all__ = [
+    "FILES_MAX_DEFAULT",
+    "file_sha256_hex",
+    "package_root",
+    "package_tree_hash",
+    "tree_file_hashes",
+    "tree_hash",
+]
 
 FILES_MAX_DEFAULT = 100_000
 _SKIPPED_DIR_NAMES = frozenset({"__pycache__"})
@@ -62,7 +69,7 @@ def tree_file_hashes(root: Path, files_max: int = FILES_MAX_DEFAULT) -> dict[str
                 elif not entry.name.endswith(_SKIPPED_SUFFIXES):
                     if len(hashes) >= files_max:
                         raise ValueError(f"more than {files_max} files under {root}")
-                    hashes[_relative(path, root)] = _file_sha256_hex(path)
+                    hashes[_relative(path, root)] = file_sha256_hex(path)
     assert len(hashes) <= files_max
     return hashes
 
@@ -80,9 +87,14 @@ def tree_hash(file_hashes: Mapping[str, str]) -> str:
     return listing.hexdigest()
 
 
+def package_root() -> Path:
+    """The installed ``nexapod`` package directory: the runner tree a release covers."""
+    return Path(nexapod.__file__).resolve().parent
+
+
 def package_tree_hash() -> str:
     """The runner tree hash: ``tree_hash`` of the installed ``nexapod`` package directory."""
-    return tree_hash(tree_file_hashes(Path(nexapod.__file__).resolve().parent))
+    return tree_hash(tree_file_hashes(package_root()))
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -96,6 +108,7 @@ def _relative(path: Path, root: Path) -> str:
     return relative
 
 
-def _file_sha256_hex(path: Path) -> str:
+def file_sha256_hex(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
     with path.open("rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()

@@ -23,6 +23,7 @@ from nexapod.protocol.v1 import (
     SubmitResultsRequest,
     SubmitResultsResponse,
 )
+from nexapod.registry.releases import require_node_released
 
 __all__ = ["router"]
 
@@ -116,10 +117,15 @@ def get_neighbours(
 
 @router.post("/leases", responses=SIGNED_PROBLEM_RESPONSES, response_model=LeaseResponse)
 def lease_units(body: LeaseRequest, signed: SignedRequestDep, ctx: ContextDep) -> Response:
-    """Lease up to ``units_max`` work units to the signing node, each with a deadline."""
+    """Lease up to ``units_max`` work units to the signing node, each with a deadline.
+
+    Where release keys are configured, only a node whose registered runner is a published
+    release gets work.
+    """
     with ctx.uow() as uow:
         now_ms = ctx.clock_ms()
         node_id = require_node(authenticate(uow, signed, now_ms, ctx.settings.request_skew_s_max))
+        require_node_released(uow, node_id, ctx.releases)
         leases = service.lease_units(uow, node_id, body.units_max, now_ms, ctx.limits)
     return _json(leases)
 

@@ -10,6 +10,7 @@ their unpaid work forfeited. Honest replicas of the same units keep their credit
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +91,17 @@ def settle_unit(
         .where(ResultRow.unit_id == unit_id, ResultRow.status.in_(OPEN_RESULT_STATUSES))
         .order_by(ResultRow.received_at_ms, ResultRow.lease_id)
     ).all()
-    if unit.status in ("done", "failed") or not rows:
+    if not rows:
+        return unit.status
+    if unit.status == "done":
+        _judge_late(session, unit, rows, now_ms, include_user=include_user)
+        return unit.status
+    if unit.status == "failed":
+        _void(
+            session,
+            [row.lease_id for row in rows if row.lease_id != unit.canonical_lease_id],
+            now_ms,
+        )
         return unit.status
     if unit.quorum == 0:
         streak = trust_of(session, rows[0].node_id).valid_streak
@@ -142,6 +153,43 @@ def settle_unit(
             include_user=include_user,
         )
     return unit.status
+
+
+def _judge_late(
+    session: Session, unit: UnitRow, rows: Sequence[Any], now_ms: int, *, include_user: bool
+) -> None:
+    """A result that arrived after its unit was decided (a replica leased before the
+    quorum formed): held against the unit's answer, valid or caught like any other."""
+    assert unit.canonical_lease_id is not None
+    canonical = session.scalar(
+        select(ResultRow.data).where(ResultRow.lease_id == unit.canonical_lease_id)
+    )
+    assert canonical is not None
+    for row in rows:
+        if row.lease_id == unit.canonical_lease_id:
+            continue
+        status = session.scalar(select(ResultRow.status).where(ResultRow.lease_id == row.lease_id))
+        if status != "pending":
+            continue
+        if atlas_jobs.results_agree(unit.spec_json, canonical, row.data):
+            _mark(session, [row.lease_id], "valid", now_ms)
+            trust = trust_of(session, row.node_id)
+            trust.valid_streak = streak_after(trust.valid_streak, valid=True)
+            trust.valid_total += 1
+        else:
+            _mark(session, [row.lease_id], "invalid", now_ms)
+            evidence = {
+                "job_id": unit.job_id,
+                "unit_id": unit.unit_id,
+                "lease_id": row.lease_id,
+                "quorum_lease_ids": [unit.canonical_lease_id],
+            }
+            catch_node(
+                session,
+                Caught(row.node_id, "contradicted_by_quorum", evidence),
+                now_ms,
+                include_user=include_user,
+            )
 
 
 def catch_node(session: Session, caught: Caught, now_ms: int, *, include_user: bool) -> int:

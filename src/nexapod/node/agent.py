@@ -2,7 +2,9 @@
 
 The loop keeps one unit running and the next one's inputs downloading, and uploads
 results in the background, so the CPU stays on science while the network works.
-Each unit gets its own scratch directory, removed when the unit is over.
+Each unit gets its own scratch directory, removed when the unit is over. With a
+verified release (``release_check``), the files a unit runs are checked against it just
+before the unit starts; a change stops the node, and the unit goes back to the queue.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nexapod.crypto import SigningKey, b64encode, sha256_hex, sign_document
-from nexapod.errors import NexaPodError, NodeError
+from nexapod.errors import NexaPodError, NodeError, WorkloadError
 from nexapod.logs import log_event
 from nexapod.node.cache import BlockCache
 from nexapod.node.client import CoordinatorClient, RemoteError
 from nexapod.node.executors import ExecutionOutcome, Executor, SandboxLimits
+from nexapod.node.release_check import RunnerRelease
 from nexapod.protocol.v1 import (
     PURPOSE_RESULT,
     LeaseGrant,
@@ -101,6 +104,7 @@ class NodeAgent:
         config: AgentConfig,
         on_event: Callable[[UnitEvent], None] | None = None,
         unit_command: Callable[[LeaseGrant, Path], list[str]] | None = None,
+        release: RunnerRelease | None = None,
     ) -> None:
         self.node_id = node_id
         self.key = key
@@ -112,8 +116,10 @@ class NodeAgent:
         self.config = config
         self.on_event = on_event
         self.unit_command = unit_command
+        self.release = release
         self.summary = AgentSummary()
         self._stopping = False
+        self._refusal: NodeError | None = None
 
     def stop(self) -> None:
         """Finish the running unit, then return from :meth:`run`."""
@@ -125,6 +131,7 @@ class NodeAgent:
         Lease requests run on their own thread, so asking for the next units never
         delays starting the one already downloaded; the thread starts downloading a
         granted unit's inputs as soon as the grant arrives, while a unit is running.
+        Raises the NodeError that stopped it when a workload no longer matches the release.
         """
         self.scratch_root.mkdir(parents=True, exist_ok=True)
         pending: deque[_Pending] = deque()
@@ -152,6 +159,8 @@ class NodeAgent:
                     asking = leaser.submit(self._lease, want, io)
                 if pending:
                     grant, prepared, received_at = pending.popleft()
+                    if not self._workload_intact(grant, prepared):
+                        break
                     self._run_one(grant, prepared, received_at, io, uploads)
                     idle_since = time.monotonic()
                     uploads = [u for u in uploads if not u.done()]
@@ -176,7 +185,33 @@ class NodeAgent:
             for grant, prepared, _ in pending:  # stopped early: give the work back
                 prepared.cancel()
                 self._report_failure(grant, "node_stopping", "the node stopped before this unit")
+        if self._refusal is not None:
+            raise self._refusal
         return self.summary
+
+    def _workload_intact(self, grant: LeaseGrant, prepared: Future[Path]) -> bool:
+        """Check the files this unit runs against the release; a change stops the node.
+
+        The unit is given back to the coordinator unrun, so another node computes it.
+        """
+        if self.release is None:
+            return True
+        try:
+            module = unit_module(grant.workload)
+        except WorkloadError:
+            return True  # _run_one reports the unknown workload as it always has
+        try:
+            self.release.check_workload(module)
+        except NodeError as exc:
+            if not prepared.cancel():  # already downloading: let it finish, then tidy up
+                wait([prepared])
+            shutil.rmtree(self.scratch_root / grant.lease_id, ignore_errors=True)
+            self._report_failure(grant, exc.code.split(".")[-1], exc.detail)
+            log_event(logger, "unit.not_run", lease_id=grant.lease_id, code=exc.code)
+            self._refusal = exc
+            self._stopping = True
+            return False
+        return True
 
     def _finished(self, leased_total: int) -> bool:
         return self.config.units_max is not None and leased_total >= self.config.units_max
@@ -289,7 +324,8 @@ class NodeAgent:
             shutil.rmtree(scratch, ignore_errors=True)
         uploads.append(io.submit(self._upload, grant, data, result.wall_s))
 
-    def _upload(self, grant: LeaseGrant, data: bytes, wall_s: float) -> None:
+    def _result_item(self, grant: LeaseGrant, data: bytes, wall_s: float) -> ResultItem:
+        """The signed result: node, job, unit, lease, result hash and runner, bound."""
         document = ResultDocument(
             node_id=self.node_id,
             job_id=grant.job_id,
@@ -299,11 +335,14 @@ class NodeAgent:
             runner_tree_hash=self.runner_tree_hash,
             compute_ms=int(wall_s * 1000),
         )
-        item = ResultItem(
+        return ResultItem(
             document=document,
             signature=sign_document(self.key, PURPOSE_RESULT, document.model_dump()),
             result_b64=b64encode(data),
         )
+
+    def _upload(self, grant: LeaseGrant, data: bytes, wall_s: float) -> None:
+        item = self._result_item(grant, data, wall_s)
         try:
             response = self.client.submit_results([item])
         except RemoteError as exc:

@@ -27,6 +27,9 @@ from nexapod.protocol.v1 import (
     NodeView,
     RegisterNodeRequest,
     RegisterUserRequest,
+    ReleaseList,
+    ReleaseManifestFile,
+    ReleaseView,
     ResultItem,
     SpectrumNeighbours,
     SubmitJobRequest,
@@ -99,6 +102,19 @@ class CoordinatorClient:
 
     def get_node(self, node_id: str) -> NodeView:
         return self._call("GET", f"/v1/nodes/{node_id}", None, NodeView, signed=False)
+
+    # releases
+    def publish_release(self, manifest: ReleaseManifestFile) -> tuple[ReleaseView, bool]:
+        """Publish a signed manifest; returns (view, created): False when already published."""
+        response = self._send("POST", "/v1/releases", manifest, signed=False)
+        return ReleaseView.model_validate_json(response.content), response.status_code == 201
+
+    def list_releases(self, limit: int = 50) -> ReleaseList:
+        return self._call("GET", f"/v1/releases?limit={limit}", None, ReleaseList, signed=False)
+
+    def get_release(self, tree_hash: str) -> ReleaseManifestFile:
+        path = f"/v1/releases/{tree_hash}"
+        return self._call("GET", path, None, ReleaseManifestFile, signed=False)
 
     # jobs
     def submit_job(self, request: SubmitJobRequest) -> JobView:

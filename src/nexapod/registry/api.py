@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from nexapod.coordinator.context import ContextDep
-from nexapod.coordinator.openapi import PROBLEM_RESPONSES
+from nexapod.coordinator.openapi import ADMISSION_PROBLEM_RESPONSES, PROBLEM_RESPONSES
 from nexapod.protocol.v1 import NodeView, RegisterNodeRequest, RegisterUserRequest, UserView
 from nexapod.registry import service
 
@@ -27,11 +27,14 @@ def get_user(username: str, ctx: ContextDep) -> UserView:
         return service.get_user(uow, username)
 
 
-@router.post("/nodes", status_code=201)
+@router.post("/nodes", status_code=201, responses=ADMISSION_PROBLEM_RESPONSES)
 def register_node(body: RegisterNodeRequest, ctx: ContextDep) -> NodeView:
-    """Register a node: its signed profile, countersigned by its owner (idempotent)."""
+    """Register a node: its signed profile, countersigned by its owner (idempotent).
+
+    Where release keys are configured, its runner tree must be a published release.
+    """
     with ctx.uow() as uow:
-        return service.register_node(uow, body, ctx.clock_ms())
+        return service.register_node(uow, body, ctx.clock_ms(), ctx.releases)
 
 
 @router.get("/nodes/{node_id}")

@@ -1,4 +1,4 @@
-"""Errors of the registry and of request authentication."""
+"""Errors of the registry (users, nodes, runner releases) and of request authentication."""
 
 from __future__ import annotations
 
@@ -14,7 +14,15 @@ __all__ = [
     "key_unknown",
     "node_key_taken",
     "node_unknown",
+    "release_conflict",
+    "release_key_unknown",
+    "release_manifest_invalid",
+    "release_signature_invalid",
+    "release_tree_hash_mismatch",
+    "release_unknown",
+    "releases_full",
     "replayed_request",
+    "runner_not_released",
     "signature_invalid",
     "timestamp_skew",
     "user_key_taken",
@@ -129,4 +137,77 @@ def lift_reason_invalid(chars_max: int) -> RegistryError:
         "lift_reason_invalid",
         f"lifting an entry needs a reason of 1 to {chars_max} characters",
         status=422,
+    )
+
+
+def release_manifest_invalid(reason: str) -> RegistryError:
+    return RegistryError(
+        "release_manifest_invalid", f"the release manifest is malformed: {reason}", status=422
+    )
+
+
+def release_key_unknown(key_id: str) -> RegistryError:
+    return RegistryError(
+        "release_key_unknown",
+        f"the release is signed by key {key_id[:16]}…, which this coordinator does not trust: "
+        "sign it with a configured release key, or add the key to release_public_keys",
+        status=403,
+        release_key_id=key_id,
+    )
+
+
+def release_signature_invalid() -> RegistryError:
+    return RegistryError(
+        "release_signature_invalid",
+        "the release manifest's signature does not verify with its release_public_key: "
+        "the manifest was changed after signing; sign the release again",
+        status=403,
+    )
+
+
+def release_tree_hash_mismatch(claimed: str, computed: str) -> RegistryError:
+    return RegistryError(
+        "release_tree_hash_mismatch",
+        f"the manifest claims tree hash {claimed} but its files hash to {computed}",
+        status=422,
+        tree_hash=claimed,
+        files_tree_hash=computed,
+    )
+
+
+def release_conflict(tree_hash: str) -> RegistryError:
+    return RegistryError(
+        "release_conflict",
+        f"another manifest of runner tree {tree_hash} is already published; "
+        "fetch it with GET /v1/releases/{tree_hash} (a release is published once)",
+        status=409,
+        tree_hash=tree_hash,
+    )
+
+
+def release_unknown(tree_hash: str) -> RegistryError:
+    return RegistryError(
+        "release_unknown", f"no published release of runner tree {tree_hash}", status=404
+    )
+
+
+def releases_full(releases_max: int) -> RegistryError:
+    return RegistryError(
+        "releases_full",
+        f"the coordinator holds {releases_max} releases, its releases_max; raise the setting "
+        "to publish more",
+        status=409,
+        releases_max=releases_max,
+    )
+
+
+def runner_not_released(tree_hash: str) -> RegistryError:
+    return RegistryError(
+        "runner_not_released",
+        f"this node runs runner tree {tree_hash}, which is not a signed release published on "
+        "this coordinator: install a signed release of nexapod (then run `nexapod node "
+        "register` again), or ask the coordinator's operator to publish this one "
+        "(`nexapod release publish`)",
+        status=403,
+        runner_tree_hash=tree_hash,
     )

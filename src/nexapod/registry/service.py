@@ -27,6 +27,7 @@ from nexapod.protocol.v1 import (
     UserView,
 )
 from nexapod.registry import blacklist, errors
+from nexapod.registry.releases import ReleasePolicy, require_released
 from nexapod.registry.rules import Principal, node_id_for_key, parse_signer, skew_s
 from nexapod.registry.store import BlacklistRow, NodeRow, RequestNonceRow, UserRow
 from nexapod.storage.uow import UnitOfWork
@@ -70,8 +71,14 @@ def register_user(uow: UnitOfWork, request: RegisterUserRequest, now_ms: int) ->
     return view
 
 
-def register_node(uow: UnitOfWork, request: RegisterNodeRequest, now_ms: int) -> NodeView:
-    """Register a node: its document signed by the node key and by its owner (idempotent)."""
+def register_node(
+    uow: UnitOfWork, request: RegisterNodeRequest, now_ms: int, releases: ReleasePolicy
+) -> NodeView:
+    """Register a node: its document signed by the node key and by its owner (idempotent).
+
+    When release keys are configured, the runner tree it reports must be a published
+    release (checked after the signatures, so a forged request learns nothing).
+    """
     document = request.document.model_dump()
     node_key = request.document.node_public_key
     if int(request.document.capacity_flops_per_s) <= 0:
@@ -86,6 +93,7 @@ def register_node(uow: UnitOfWork, request: RegisterNodeRequest, now_ms: int) ->
         user.public_key, request.user_signature, PURPOSE_NODE_AUTHORIZATION, document
     ):
         raise errors.signature_invalid("the node registration document (user key)")
+    require_released(uow, request.document.runner_tree_hash, releases)
     node_id = node_id_for_key(node_key)
     listed = blacklist.active_entry(
         session, node_id=node_id, fingerprint=request.document.fingerprint, username=user.username

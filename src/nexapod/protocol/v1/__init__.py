@@ -47,6 +47,12 @@ from nexapod.protocol.v1.registry import (
     UserDocument,
     UserView,
 )
+from nexapod.protocol.v1.releases import (
+    ReleaseDocument,
+    ReleaseList,
+    ReleaseManifestFile,
+    ReleaseView,
+)
 
 PURPOSE_USER = "nexapod.user.v1"
 PURPOSE_NODE = "nexapod.node.v1"
@@ -77,6 +83,10 @@ __all__ = [
     "Problem",
     "RegisterNodeRequest",
     "RegisterUserRequest",
+    "ReleaseDocument",
+    "ReleaseList",
+    "ReleaseManifestFile",
+    "ReleaseView",
     "ResultAck",
     "ResultDocument",
     "ResultItem",
