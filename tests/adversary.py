@@ -16,6 +16,7 @@ cheater would change replaced, and its own release checks skipped (a cheater wou
 from __future__ import annotations
 
 import hashlib
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,15 +38,24 @@ HEADER_BYTES = 20
 
 
 def nudged(data: bytes, seed: bytes) -> bytes:
-    """The result with its similarities moved by noise drawn from ``seed`` (still sorted)."""
-    n_lists = (len(data) - HEADER_BYTES) // 12
-    body = bytearray(data)
-    start = HEADER_BYTES + 8 * n_lists
-    sims = np.frombuffer(bytes(body[start : start + 4 * n_lists]), "<f4").copy()
+    """A wrong result of the same shape: every similarity lowered by its own noise drawn
+    from ``seed``, each list sorted again, so that it passes every format check."""
+    _, _, n_rows, n_cols, k = struct.unpack_from("<4sIIII", data)
+    n_entries = (n_rows + n_cols) * k
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed).digest()[:8], "big"))
-    finite = np.isfinite(sims)
-    sims[finite] -= np.float32(rng.uniform(0.01, 0.02))
-    body[start : start + 4 * n_lists] = sims.astype("<f4").tobytes()
+    body = bytearray(data)
+    ids = np.frombuffer(data, "<i8", n_rows * k, HEADER_BYTES)
+    sims_at = HEADER_BYTES + 8 * n_rows * k
+    lists = [(sims_at, n_rows)]
+    col_ids_at = sims_at + 4 * n_rows * k
+    lists.append((col_ids_at + 8 * n_cols * k, n_cols))
+    for start, count in lists:
+        sims = np.frombuffer(data, "<f4", count * k, start).reshape(count, k).copy()
+        finite = np.isfinite(sims)
+        sims[finite] -= rng.uniform(0.01, 0.05, int(finite.sum())).astype(np.float32)
+        sims = -np.sort(-sims, axis=1)
+        body[start : start + 4 * count * k] = sims.astype("<f4").tobytes()
+    assert ids.size + n_cols * k == n_entries
     return bytes(body)
 
 

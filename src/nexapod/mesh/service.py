@@ -33,7 +33,7 @@ from nexapod.protocol.v1 import (
     UnitFailure,
 )
 from nexapod.registry import errors as registry_errors
-from nexapod.registry.store import NodeRow
+from nexapod.registry.store import BlacklistRow, NodeRow
 from nexapod.storage.uow import UnitOfWork
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 RETRY_AFTER_IDLE_S = 2
+LEASES_PER_USER_PER_UNIT_MAX = 2
 RECENT_FAILURES_SHOWN_MAX = 20
 EXPIRED_PER_PASS_MAX = 1000
 
@@ -194,9 +195,16 @@ def _release_unit(uow: UnitOfWork, unit_id: int, attempts_max: int) -> None:
     assert unit.leases_active >= 0
     if unit.status in ("done", "failed"):
         return
+    # leases a blacklisted node held do not count: a cheater cannot fail honest work
     lost = uow.session.scalar(
         select(func.count()).where(
-            LeaseRow.unit_id == unit_id, LeaseRow.status.in_(("expired", "failed"))
+            LeaseRow.unit_id == unit_id,
+            LeaseRow.status.in_(("expired", "failed")),
+            LeaseRow.node_id.not_in(
+                select(BlacklistRow.node_id).where(
+                    BlacklistRow.node_id.is_not(None), BlacklistRow.lifted_at_ms.is_(None)
+                )
+            ),
         )
     )
     unit.status = unit_status_after_lost_lease(int(lost or 0), attempts_max)
@@ -249,6 +257,12 @@ def lease_units(
                 LeaseRow.status.in_(("active", "completed")),
             )
             .exists(),
+            # and a user who let a unit's leases lapse twice does not get it again: one
+            # user alone cannot exhaust a unit's attempts by leasing and abandoning it
+            select(func.count())
+            .where(LeaseRow.unit_id == UnitRow.unit_id, LeaseRow.username == username)
+            .scalar_subquery()
+            < LEASES_PER_USER_PER_UNIT_MAX,
         )
         .order_by(UnitRow.unit_id)
         .limit(count)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from nexapod.errors import NexaPodError
 from nexapod.mesh import atlas_jobs
-from nexapod.mesh.store import JobRow, NodeTrustRow, ResultRow, UnitRow
+from nexapod.mesh.store import JobRow, LeaseRow, NodeTrustRow, ResultRow, UnitRow
 from nexapod.mesh.validation import (
     PPM,
     Candidate,
@@ -211,6 +211,7 @@ def catch_node(session: Session, caught: Caught, now_ms: int, *, include_user: b
     trust = trust_of(session, caught.node_id)
     trust.valid_streak = streak_after(trust.valid_streak, valid=False)
     trust.invalid_total += 1
+    _revoke_leases(session, caught.node_id, now_ms)
     forfeited = session.execute(
         update(ResultRow)
         .where(ResultRow.node_id == caught.node_id, ResultRow.status.in_(OPEN_RESULT_STATUSES))
@@ -220,6 +221,24 @@ def catch_node(session: Session, caught: Caught, now_ms: int, *, include_user: b
     for lease_id, unit_id in sorted(forfeited, key=lambda row: row[1]):
         _reopen_if_vouched_alone(session, unit_id, lease_id)
     return entry.entry_id
+
+
+def _revoke_leases(session: Session, node_id: str, now_ms: int) -> None:
+    """End a caught node's active leases now, so their units go to honest nodes at once
+    (and the lapse is not counted against the units' attempts)."""
+    revoked = session.execute(
+        update(LeaseRow)
+        .where(LeaseRow.node_id == node_id, LeaseRow.status == "active")
+        .values(status="revoked", ended_at_ms=now_ms)
+        .returning(LeaseRow.unit_id)
+    ).all()
+    for (unit_id,) in sorted(revoked):
+        unit = session.get(UnitRow, unit_id, with_for_update=NO_KEY_UPDATE, populate_existing=True)
+        assert unit is not None
+        unit.leases_active -= 1
+        assert unit.leases_active >= 0
+        if unit.status == "leased" and unit.leases_active < unit.results_wanted:
+            unit.status = "queued"
 
 
 def _reopen_if_vouched_alone(session: Session, unit_id: int, lease_id: str) -> None:
