@@ -20,6 +20,8 @@ Cheater profiles, in equal shares: ``random`` (always a random answer), ``copier
 answer, returned faster than its benchmark allows), ``colluder`` (two nodes of one user
 returning the same wrong answer).
 
+Trusted nodes also get spot checks (units whose answer is known) at the policy's rate.
+
 Printed, for the policy defaults and for plain quorum-2 replication (the baseline):
 replication overhead (results computed per unit accepted) in the second half of the
 run (steady state: most nodes past their trial), share of cheaters caught within their
@@ -93,6 +95,7 @@ class Simulation:
         self.waiting: deque[int] = deque()  # units that need another result
         self.computed = 0
         self.accepted = 0
+        self.done_ids: list[int] = []
 
     def _new_unit(self) -> Unit:
         unit = Unit(self.next_unit, f"answer-{self.next_unit}")
@@ -133,6 +136,8 @@ class Simulation:
         return self._new_unit()
 
     def step(self, node: Node) -> None:
+        if self._spot_check(node):
+            return
         unit = self._pick(node)
         answer, elapsed_ms = self._answer(node, unit)
         node.results += 1
@@ -164,7 +169,30 @@ class Simulation:
             unit.candidates.clear()
             self.waiting.append(unit.unit_id)
 
+    def _spot_check(self, node: Node) -> bool:
+        """Now and then a trusted node gets a unit whose answer is known (the real rule:
+        trusted nodes only, ``spot_check_ppm`` of their requests)."""
+        policy = self.policy
+        if node.streak < policy.trusted_after_valid or not self.done_ids:
+            return False
+        if self.rng.randrange(PPM) >= policy.spot_check_ppm:
+            return False
+        unit = self.units[self.rng.choice(self.done_ids)]
+        if not unit.done:
+            return False
+        answer, elapsed_ms = self._answer(node, unit)
+        node.results += 1
+        self.computed += 1
+        if answer != unit.answer or implausibility(
+            UNIT_FLOPS, elapsed_ms, CAPACITY_FLOPS_PER_S, policy
+        ):
+            self._catch(node)
+        else:
+            node.streak = streak_after(node.streak, valid=True)
+        return True
+
     def _accept(self, unit: Unit, node_ids: list[int], *, vouched: bool) -> None:
+        self.done_ids.append(unit.unit_id)
         unit.done = True
         unit.accepted_from = node_ids
         self.accepted += 1
@@ -249,6 +277,7 @@ def main() -> None:
         quorum=2,
         results_per_unit_max=defaults.results_per_unit_max,
         trusted_after_valid=10**9,  # never trusted: every unit replicated
+        spot_check_ppm=0,
         speedup_max=defaults.speedup_max,
         flops_per_s_max=defaults.flops_per_s_max,
     )
@@ -259,6 +288,7 @@ def main() -> None:
     print(
         f"policy defaults: quorum {defaults.quorum}, trusted after {defaults.trusted_after_valid} "
         f"valid, check floor {defaults.check_floor_ppm / PPM:.0%}, "
+        f"spot checks {defaults.spot_check_ppm / PPM:.0%}, "
         f"speedup max {defaults.speedup_max}"
     )
     figures = {}

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     validation_results_per_unit_max: int = Field(5, ge=1, le=64)
     validation_trusted_after_valid: int = Field(30, ge=1, le=1_000_000)
     validation_check_floor_ppm: int = Field(50_000, ge=0, le=1_000_000)
+    validation_spot_check_ppm: int = Field(20_000, ge=0, le=1_000_000)
     validation_speedup_max: int = Field(8, ge=1, le=1_000_000)
     validation_flops_per_s_max: int = Field(10**16, ge=1, le=10**21)
     # Tampering blacklists the node and its machine; and its user too when this is true.

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,6 +16,7 @@ from nexapod.protocol.v1 import LeaseGrant
 from nexapod.registry import blacklist
 from nexapod.settings import Settings
 from nexapod.storage.uow import UnitOfWorkFactory
+from tests.adversary import nudged
 from tests.factories import Actor, make_node, make_user, result_item, signed
 from tests.mesh.test_mesh_api import Clock, _compute, _lease, _submit, _submit_results
 
@@ -50,16 +50,9 @@ def _log_kinds(api: TestClient) -> list[str]:
 
 
 def _wrong(data: bytes) -> bytes:
-    """A well-formed result of the same unit with every similarity nudged: a cheat that
-    passes the format checks and only a replica can catch."""
-    header = 20
-    body = bytearray(data)
-    n = (len(data) - header) // 12
-    sims = np.frombuffer(bytes(body[header + 8 * n : header + 12 * n]), "<f4").copy()
-    finite = np.isfinite(sims)
-    sims[finite] = sims[finite] - np.float32(0.01)
-    body[header + 8 * n : header + 12 * n] = sims.astype("<f4").tobytes()
-    return bytes(body)
+    """A well-formed result of the same unit with every similarity lowered: a cheat that
+    passes the format checks and only a replica or a known answer can catch."""
+    return nudged(data, b"wrong")
 
 
 def _view(api: TestClient, job: dict[str, Any]) -> dict[str, Any]:
@@ -266,3 +259,78 @@ def test_a_lifted_entry_lets_the_node_back_and_is_logged(
         == 200
     )
     assert _log_kinds(quorum_api)[-2:] == ["blacklist_listed", "blacklist_lifted"]
+
+
+@pytest.fixture
+def spot_api(settings: Settings, clock: Clock) -> Iterator[TestClient]:
+    """Trusted after one valid result, and a spot check on every lease request."""
+    app = create_app(
+        settings.with_overrides(
+            validation_quorum=2,
+            validation_trusted_after_valid=1,
+            validation_spot_check_ppm=1_000_000,
+            lease_s_min=30,
+            lease_s_max=60,
+        ),
+        clock_ms=clock,
+        run_maintenance=False,
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def _agree_on_one_unit(
+    api: TestClient, clock: Clock, first: Actor, second: Actor
+) -> tuple[LeaseGrant, bytes]:
+    (grant,) = _lease(api, first, clock, 1)
+    data = _compute(api, grant)
+    _submit_results(api, first, clock, [result_item(first, grant, data)])
+    (replica,) = _lease(api, second, clock, 1)  # the waiting replica comes first
+    assert replica.unit_id == grant.unit_id
+    acks = _submit_results(api, second, clock, [result_item(second, replica, data)]).json()
+    assert acks["acks"][0]["status"] == "accepted"
+    return grant, data
+
+
+def _spot_setup(api: TestClient, clock: Clock) -> tuple[Actor, Actor, LeaseGrant, bytes]:
+    """alice and bob validate one unit (both now trusted), carol and alice another: bob's
+    next lease is a spot check on the unit he did not touch."""
+    alice, bob, carol = (make_user(api, name) for name in ("alice", "bob", "carol"))
+    node_a, node_b, node_c = (make_node(api, user) for user in (alice, bob, carol))
+    _submit(api, alice, clock)
+    _agree_on_one_unit(api, clock, node_a, node_b)
+    known, data = _agree_on_one_unit(api, clock, node_c, node_a)
+    return alice, node_b, known, data
+
+
+def test_a_trusted_node_gets_spot_checks_and_an_honest_answer_passes(
+    spot_api: TestClient, clock: Clock
+) -> None:
+    alice, node_b, known, data = _spot_setup(spot_api, clock)
+    job_id = known.job_id
+    before = _view(spot_api, {"job_id": job_id})
+    grants = _lease(spot_api, node_b, clock, 1)
+    assert [g.unit_id for g in grants] == [known.unit_id], "a unit whose answer is known"
+    acks = _submit_results(spot_api, node_b, clock, [result_item(node_b, grants[0], data)])
+    assert acks.json()["acks"][0]["status"] == "accepted"
+    after = _view(spot_api, {"job_id": job_id})
+    assert after["units_done"] == before["units_done"] == 2, "a spot check is not new progress"
+    with _uow_factory(spot_api)() as uow:
+        assert blacklist.active_entry(uow.session, node_id=node_b.name) is None
+    assert alice is not None
+
+
+def test_a_wrong_answer_to_a_spot_check_blacklists_the_node(
+    spot_api: TestClient, clock: Clock
+) -> None:
+    _, node_b, known, data = _spot_setup(spot_api, clock)
+    grants = _lease(spot_api, node_b, clock, 1)
+    assert [g.unit_id for g in grants] == [known.unit_id]
+    acks = _submit_results(spot_api, node_b, clock, [result_item(node_b, grants[0], _wrong(data))])
+    assert acks.status_code == 200, acks.text
+    assert acks.json()["acks"][0]["status"] == "rejected"
+    with _uow_factory(spot_api)() as uow:
+        entry = blacklist.active_entry(uow.session, node_id=node_b.name)
+        assert entry is not None and entry.reason_code == "spot_check_failed"
+    # the unit's answer and the job's progress are untouched
+    assert _view(spot_api, {"job_id": known.job_id})["units_done"] == 2

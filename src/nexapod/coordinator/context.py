@@ -60,6 +60,7 @@ def mesh_limits(settings: Settings) -> MeshLimits:
             results_per_unit_max=settings.validation_results_per_unit_max,
             trusted_after_valid=settings.validation_trusted_after_valid,
             check_floor_ppm=settings.validation_check_floor_ppm,
+            spot_check_ppm=settings.validation_spot_check_ppm,
             speedup_max=settings.validation_speedup_max,
             flops_per_s_max=settings.validation_flops_per_s_max,
         ),

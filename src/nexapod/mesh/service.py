@@ -8,17 +8,26 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import Row, case, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from nexapod.crypto import b64decode, sha256_hex, verify_document
 from nexapod.mesh import atlas_jobs, errors
 from nexapod.mesh.rules import LeaseTiming, lease_duration_s, unit_status_after_lost_lease
-from nexapod.mesh.store import BlockRow, JobRow, LeaseRow, ProductRow, ResultRow, UnitRow
+from nexapod.mesh.store import (
+    BlockRow,
+    JobRow,
+    LeaseRow,
+    NodeTrustRow,
+    ProductRow,
+    ResultRow,
+    UnitRow,
+)
 from nexapod.mesh.validating import (
     NO_KEY_UPDATE as _NO_KEY_UPDATE,
 )
 from nexapod.mesh.validating import Caught, TamperingDetected, catch_node, settle_unit
-from nexapod.mesh.validation import ValidationPolicy, implausibility
+from nexapod.mesh.validation import PPM, ValidationPolicy, implausibility
 from nexapod.protocol.v1 import (
     PURPOSE_RESULT,
     InputRef,
@@ -269,7 +278,11 @@ def lease_units(
     )
     if uow.dialect_name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=UnitRow, key_share=True)
-    units = session.execute(query).all()
+    regular = list(session.execute(query).all())
+    spot = _spot_check(session, node_id, username, limits.validation)
+    if spot is not None and len(regular) >= count:
+        regular.pop()
+    units = regular if spot is None else [*regular, spot]
     leases = [
         {
             "lease_id": secrets.token_hex(16),
@@ -281,14 +294,22 @@ def lease_units(
             "granted_at_ms": now_ms,
             "deadline_at_ms": now_ms
             + 1000 * lease_duration_s(unit.work_flops, capacity_flops_per_s, limits.timing),
+            "spot_check": unit is spot,
         }
         for unit in units
     ]
-    if leases:
-        session.execute(insert(LeaseRow), leases)
+    if spot is not None:  # the unit stays done; its answer is known
         session.execute(
             update(UnitRow)
-            .where(UnitRow.unit_id.in_([unit.unit_id for unit in units]))
+            .where(UnitRow.unit_id == spot.unit_id)
+            .values(leases_active=UnitRow.leases_active + 1)
+        )
+    if leases:
+        session.execute(insert(LeaseRow), leases)
+    if regular:
+        session.execute(
+            update(UnitRow)
+            .where(UnitRow.unit_id.in_([unit.unit_id for unit in regular]))
             .values(
                 status=case(
                     (UnitRow.leases_active + 1 >= UnitRow.results_wanted, "leased"),
@@ -301,7 +322,8 @@ def lease_units(
         session.execute(
             update(JobRow)
             .where(
-                JobRow.job_id.in_({unit.job_id for unit in units}), JobRow.started_at_ms.is_(None)
+                JobRow.job_id.in_({unit.job_id for unit in regular}),
+                JobRow.started_at_ms.is_(None),
             )
             .values(started_at_ms=now_ms)
         )
@@ -321,6 +343,48 @@ def lease_units(
         for unit, lease in zip(units, leases, strict=True)
     ]
     return LeaseResponse(leases=grants, retry_after_s=0 if grants else RETRY_AFTER_IDLE_S)
+
+
+def _spot_check(
+    session: Session, node_id: str, username: str, policy: ValidationPolicy
+) -> Row[int, str, int, str, str, str] | None:
+    """Now and then, for a node trusted enough to be sampled, a unit whose answer is
+    already known: the node cannot tell it from new work, and a wrong answer catches it."""
+    if policy.spot_check_ppm == 0 or secrets.randbelow(PPM) >= policy.spot_check_ppm:
+        return None
+    trust = session.get(NodeTrustRow, node_id)
+    if trust is None or trust.valid_streak < policy.trusted_after_valid:
+        return None  # untrusted nodes are replicated every time already
+    last = session.scalar(select(func.max(UnitRow.unit_id)).where(UnitRow.status == "done"))
+    if last is None:
+        return None
+    start = 1 + secrets.randbelow(last)
+    for low in (start, 0):  # from a random place, wrapping round once
+        query = (
+            select(
+                UnitRow.unit_id,
+                UnitRow.job_id,
+                UnitRow.work_flops,
+                UnitRow.spec_json,
+                UnitRow.inputs_json,
+                JobRow.workload,
+            )
+            .join(JobRow, JobRow.job_id == UnitRow.job_id)
+            .where(
+                UnitRow.status == "done",
+                JobRow.status == "running",
+                UnitRow.unit_id >= low,
+                ~select(LeaseRow.lease_id)
+                .where(LeaseRow.unit_id == UnitRow.unit_id, LeaseRow.username == username)
+                .exists(),
+            )
+            .order_by(UnitRow.unit_id)
+            .limit(1)
+        )
+        found = session.execute(query).first()
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True)

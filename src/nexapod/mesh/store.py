@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexapod.storage.base import Base
@@ -93,6 +103,7 @@ class LeaseRow(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     failure_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     username: Mapped[str | None] = mapped_column(String(32), nullable=True)  # replicas: 1 per user
+    spot_check: Mapped[bool] = mapped_column(Boolean, server_default=false())  # answer known
 
     __table_args__ = (
         Index("ix_leases_status_deadline", "status", "deadline_at_ms"),

@@ -158,8 +158,8 @@ def settle_unit(
 def _judge_late(
     session: Session, unit: UnitRow, rows: Sequence[Any], now_ms: int, *, include_user: bool
 ) -> None:
-    """A result that arrived after its unit was decided (a replica leased before the
-    quorum formed): held against the unit's answer, valid or caught like any other."""
+    """A result for a unit already decided (a spot check, whose answer is known, or a
+    replica leased before the quorum formed): held against the unit's answer."""
     assert unit.canonical_lease_id is not None
     canonical = session.scalar(
         select(ResultRow.data).where(ResultRow.lease_id == unit.canonical_lease_id)
@@ -184,11 +184,12 @@ def _judge_late(
                 "lease_id": row.lease_id,
                 "quorum_lease_ids": [unit.canonical_lease_id],
             }
+            spot = session.scalar(
+                select(LeaseRow.spot_check).where(LeaseRow.lease_id == row.lease_id)
+            )
+            reason = "spot_check_failed" if spot else "contradicted_by_quorum"
             catch_node(
-                session,
-                Caught(row.node_id, "contradicted_by_quorum", evidence),
-                now_ms,
-                include_user=include_user,
+                session, Caught(row.node_id, reason, evidence), now_ms, include_user=include_user
             )
 
 

@@ -49,6 +49,7 @@ class ValidationPolicy:
     results_per_unit_max: int = 5
     trusted_after_valid: int = 30
     check_floor_ppm: int = 50_000
+    spot_check_ppm: int = 20_000
     speedup_max: int = 8
     flops_per_s_max: int = 10**16
 
@@ -57,6 +58,7 @@ class ValidationPolicy:
         assert self.quorum <= self.results_per_unit_max <= 64
         assert self.trusted_after_valid >= 1
         assert 0 <= self.check_floor_ppm <= PPM
+        assert 0 <= self.spot_check_ppm <= PPM
         assert self.speedup_max >= 1
         assert self.flops_per_s_max >= 1
 

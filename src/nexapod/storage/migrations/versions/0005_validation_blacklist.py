@@ -28,6 +28,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("canonical_lease_id", sa.String(length=32), nullable=True))
     with op.batch_alter_table("leases") as batch:
         batch.add_column(sa.Column("username", sa.String(length=32), nullable=True))
+        batch.add_column(
+            sa.Column("spot_check", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
         batch.create_index("ix_leases_unit_username", ["unit_id", "username"])
     with op.batch_alter_table("results") as batch:
         batch.add_column(
@@ -71,6 +74,7 @@ def downgrade() -> None:
         batch.drop_column("status")
     with op.batch_alter_table("leases") as batch:
         batch.drop_index("ix_leases_unit_username")
+        batch.drop_column("spot_check")
         batch.drop_column("username")
     with op.batch_alter_table("units") as batch:
         batch.drop_column("canonical_lease_id")
