@@ -15,6 +15,10 @@ rows land among the other's.
 
     python bench/ledger.py [--transfers 200000] [--batch 4000] [--accounts 1000]
 
+On SQLite it also prints a ceiling: the same rows written through sqlite3's own
+executemany into a third copy of the tables (no SQLAlchemy, no checks, no accounts
+updated), the most any Python code could write them into this schema on this machine.
+
 Target (issue): >= 50,000 transfers/s on SQLite, and >= 0.5 of the baseline.
 """
 
@@ -111,21 +115,43 @@ def _checkpoint(engine: Engine) -> None:
             connection.close()
 
 
-def _baseline_tables(engine: Engine) -> tuple[Table, Table]:
+def _baseline_tables(engine: Engine, prefix: str = "bench") -> tuple[Table, Table]:
     """Copies of the transfers and log-entry tables, with every index and constraint."""
     metadata = MetaData()
     ACCOUNTS.to_metadata(metadata)  # what the copies' foreign keys name (it exists)
     tables = (
-        TRANSFERS.to_metadata(metadata, name="bench_transfers"),
-        LOG_ENTRIES.to_metadata(metadata, name="bench_log_entries"),
+        TRANSFERS.to_metadata(metadata, name=f"{prefix}_transfers"),
+        LOG_ENTRIES.to_metadata(metadata, name=f"{prefix}_log_entries"),
     )
     for table in tables:
         for index in table.indexes:
-            index.name = f"bench_{index.name}"  # type: ignore[assignment]
+            index.name = f"{prefix}_{index.name}"  # type: ignore[assignment]
         for constraint in table.constraints:
-            constraint.name = f"bench_{constraint.name}"
+            constraint.name = f"{prefix}_{constraint.name}"
     metadata.create_all(engine, tables=list(tables))
     return tables
+
+
+def _raw_insert(
+    engine: Engine,
+    tables: tuple[Table, Table],
+    transfer_rows: list[dict[str, object]],
+    entry_rows: list[dict[str, object]],
+) -> None:
+    """The same rows through sqlite3's own executemany, one transaction: the most any
+    Python code can write these rows into this schema (no SQLAlchemy, no checks)."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        for table, rows in zip(tables, (transfer_rows, entry_rows), strict=True):
+            names = [column.name for column in table.columns]
+            marks = ", ".join("?" * len(names))
+            sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
+            cursor.executemany(sql, [tuple(row[name] for name in names) for row in rows])
+        cursor.execute("COMMIT")
+    finally:
+        connection.close()
 
 
 def _baseline_rows(
@@ -171,8 +197,13 @@ def run(url: str, transfers: int, batch: int, accounts: int) -> dict[str, float]
     batches = _workload(account_ids, transfers, batch, seed=7)
     baseline = _baseline_rows(batches, _now_ms(), first_index=accounts)
     baseline_transfers, baseline_entries = _baseline_tables(engine)
-    ledger_s = baseline_s = 0.0
-    for ledger_batch, (transfer_rows, entry_rows) in zip(batches, baseline, strict=True):
+    sqlite = engine.dialect.name == "sqlite"
+    raw_tables = _baseline_tables(engine, "raw") if sqlite else None
+    raw_rows = _baseline_rows(batches, _now_ms(), first_index=accounts) if sqlite else []
+    ledger_s = baseline_s = raw_s = 0.0
+    for index, (ledger_batch, (transfer_rows, entry_rows)) in enumerate(
+        zip(batches, baseline, strict=True)
+    ):
         started = time.perf_counter()
         service.transfer(uow_factory, ledger_batch, _now_ms())
         _checkpoint(engine)
@@ -183,16 +214,27 @@ def run(url: str, transfers: int, batch: int, accounts: int) -> dict[str, float]
             connection.execute(insert(baseline_entries), entry_rows)
         _checkpoint(engine)
         baseline_s += time.perf_counter() - started
+        if raw_tables is not None:
+            raw_transfers, raw_entries = raw_rows[index]
+            started = time.perf_counter()
+            _raw_insert(engine, raw_tables, _amounts_as_text(raw_transfers), raw_entries)
+            _checkpoint(engine)
+            raw_s += time.perf_counter() - started
     _check(uow_factory, accounts, transfers)
     with engine.begin() as connection:
-        baseline_transfers.drop(connection)
-        baseline_entries.drop(connection)
+        for table in (baseline_transfers, baseline_entries, *(raw_tables or ())):
+            table.drop(connection)
     engine.dispose()
     return {
         "ledger_per_s": transfers / ledger_s,
         "baseline_per_s": transfers / baseline_s,
         "ratio": baseline_s / ledger_s,
+        "raw_per_s": transfers / raw_s if raw_s else 0.0,
     }
+
+
+def _amounts_as_text(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [{**row, "amount": str(row["amount"])} for row in rows]
 
 
 def _check(uow_factory: UnitOfWorkFactory, accounts: int, transfers: int) -> None:
@@ -244,6 +286,10 @@ def main() -> None:
                     f"ratio {figures['ratio']:.2f}"
                 )
                 if name == "sqlite":
+                    print(
+                        f"{'':10} ceiling: the same rows through sqlite3's executemany, no "
+                        f"SQLAlchemy: {figures['raw_per_s']:>10,.0f} transfers/s"
+                    )
                     met = (
                         figures["ledger_per_s"] >= TARGET_TRANSFERS_PER_S
                         and figures["ratio"] >= TARGET_RATIO

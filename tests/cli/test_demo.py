@@ -42,6 +42,8 @@ def test_demo_runs_an_atlas_job_and_reports_who_computed_what(tmp_path: Path) ->
     assert {"alice", "bob", "carol"} <= set(re.findall(r"for (\w+):", out))
     assert "verified work per node" in out
     assert re.search(r"job wall time [\d.]+ s, [\d,]+ FLOPs verified, achieved", out)
+    # three new nodes of three users: every unit confirmed by a second user's node
+    assert "validation: 12 valid results for 6 units (2.00 per unit" in out
     assert "atlas sample: spectrum 2500 and its nearest neighbours" in out
     assert len(re.findall(r"spectrum +\d+ +cosine 0\.\d{6}", out)) == 8
     assert re.search(

@@ -299,6 +299,13 @@ def _report(url: str, job: JobView) -> None:
         f"achieved {job.work_flops_done / wall_s / 1e9:.1f} GFLOP/s across the mesh",
         highlight=False,
     )
+    results = sum(node.units_done for node in job.nodes)
+    console.print(
+        f"validation: {results} valid results for {job.units_done} units "
+        f"({results / max(job.units_done, 1):.2f} per unit: new nodes are checked by a "
+        "replica on another user's node until they earn trust; docs/validation.md)",
+        highlight=False,
+    )
     sample = job.n_items // 2
     with CoordinatorClient(url) as client:
         neighbours = client.get_neighbours(job.job_id, sample)
