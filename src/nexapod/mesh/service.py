@@ -26,7 +26,13 @@ from nexapod.mesh.store import (
 from nexapod.mesh.validating import (
     NO_KEY_UPDATE as _NO_KEY_UPDATE,
 )
-from nexapod.mesh.validating import Caught, TamperingDetected, catch_node, settle_unit
+from nexapod.mesh.validating import (
+    Caught,
+    TamperingDetected,
+    catch_node,
+    settle_first_results,
+    settle_unit,
+)
 from nexapod.mesh.validation import PPM, ValidationPolicy, implausibility
 from nexapod.protocol.v1 import (
     PURPOSE_RESULT,
@@ -647,8 +653,12 @@ def _store_new_results(
             select(JobRow.job_id).where(JobRow.job_id.in_(job_ids), JobRow.status == "merging")
         )
     )
+    node_id = str(rows[0]["node_id"])
+    pairs = [(int(r["unit_id"]), str(r["lease_id"])) for r in rows]  # type: ignore[call-overload]
+    settled = settle_first_results(session, node_id, pairs, policy, now_ms)
     for unit_id in unit_ids:
-        settle_unit(session, unit_id, policy, now_ms, include_user=include_user)
+        if unit_id not in settled:
+            settle_unit(session, unit_id, policy, now_ms, include_user=include_user)
     merging_after = session.scalars(
         select(JobRow.job_id).where(JobRow.job_id.in_(job_ids), JobRow.status == "merging")
     )

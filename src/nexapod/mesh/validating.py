@@ -12,9 +12,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from nexapod.errors import NexaPodError
@@ -31,7 +31,15 @@ from nexapod.mesh.validation import (
 from nexapod.registry import blacklist
 from nexapod.registry.store import NodeRow
 
-__all__ = ["NO_KEY_UPDATE", "Caught", "TamperingDetected", "catch_node", "settle_unit", "trust_of"]
+__all__ = [
+    "NO_KEY_UPDATE",
+    "settle_first_results",
+    "Caught",
+    "TamperingDetected",
+    "catch_node",
+    "settle_unit",
+    "trust_of",
+]
 
 OPEN_RESULT_STATUSES = ("pending", "valid")
 # A job's counters change, never its key: FOR NO KEY UPDATE does not wait for the KEY SHARE
@@ -67,6 +75,87 @@ def trust_of(session: Session, node_id: str) -> NodeTrustRow:
         session.add(row)
         session.flush()
     return row
+
+
+def settle_first_results(
+    session: Session,
+    node_id: str,
+    results: Sequence[tuple[int, str]],
+    policy: ValidationPolicy,
+    now_ms: int,
+) -> set[int]:
+    """The common case in bulk: a unit's first result, from a node the draw leaves
+    unchecked, is valid at once. ``results`` are (unit id, lease id) of one node's batch.
+
+    Every first result gets its draw here (the node's trust as the batch arrived); the
+    units it checks are marked as needing a quorum and left to :func:`settle_unit`, as
+    are units with other results. Returns the units settled here. A batch of unchecked
+    first results costs a fixed number of statements, whatever its size.
+    """
+    unit_ids = sorted(unit_id for unit_id, _ in results)
+    open_counts = dict(
+        session.execute(
+            select(ResultRow.unit_id, func.count())
+            .where(ResultRow.unit_id.in_(unit_ids), ResultRow.status.in_(OPEN_RESULT_STATUSES))
+            .group_by(ResultRow.unit_id)
+        ).all()
+    )
+    units = {
+        row.unit_id: row
+        for row in session.execute(
+            select(
+                UnitRow.unit_id, UnitRow.quorum, UnitRow.status, UnitRow.job_id, UnitRow.work_flops
+            ).where(UnitRow.unit_id.in_(unit_ids))
+        )
+    }
+    trust = trust_of(session, node_id)
+    fast: list[tuple[int, str]] = []
+    checked: list[int] = []
+    for unit_id, lease_id in sorted(results):
+        unit = units[unit_id]
+        if unit.quorum != 0 or unit.status in ("done", "failed") or open_counts.get(unit_id) != 1:
+            continue
+        if needs_check(trust.valid_streak, secrets.randbelow(PPM), policy):
+            checked.append(unit_id)
+        else:
+            fast.append((unit_id, lease_id))
+    if checked:
+        session.execute(
+            update(UnitRow).where(UnitRow.unit_id.in_(checked)).values(quorum=policy.quorum)
+        )
+    if not fast:
+        return set()
+    session.execute(
+        update(ResultRow)
+        .where(ResultRow.lease_id.in_([lease_id for _, lease_id in fast]))
+        .values(status="valid", validated_at_ms=now_ms)
+    )
+    units_table = cast(Table, UnitRow.__table__)  # Core: one executemany, no ORM bookkeeping
+    session.execute(
+        update(units_table)
+        .where(units_table.c.unit_id == bindparam("b_unit_id"))
+        .values(
+            status="done",
+            quorum=1,
+            canonical_lease_id=bindparam("b_lease_id"),
+            done_by_node_id=node_id,
+        ),
+        [{"b_unit_id": unit_id, "b_lease_id": lease_id} for unit_id, lease_id in fast],
+    )
+    by_job: dict[str, list[int]] = {}
+    for unit_id, _ in fast:
+        by_job.setdefault(units[unit_id].job_id, []).append(units[unit_id].work_flops)
+    for job_id, flops in sorted(by_job.items()):
+        job = session.get(JobRow, job_id, with_for_update=NO_KEY_UPDATE, populate_existing=True)
+        assert job is not None
+        job.units_done += len(flops)
+        job.work_flops_done = job.work_flops_done + sum(flops)
+        assert job.units_done <= job.units_total, "a unit is counted once"
+        if job.units_done == job.units_total and job.status == "running":
+            job.status = "merging"
+    trust.valid_streak += len(fast)
+    trust.valid_total += len(fast)
+    return {unit_id for unit_id, _ in fast}
 
 
 def settle_unit(
