@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Row, case, func, insert, select, update
+from sqlalchemy import Row, Select, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import b64decode, sha256_hex, verify_document
@@ -252,15 +252,7 @@ def lease_units(
     expire_overdue_leases(uow, now_ms, limits.unit_attempts_max)
     count = min(units_max, limits.leases_per_request_max)
     query = (
-        select(
-            UnitRow.unit_id,
-            UnitRow.job_id,
-            UnitRow.work_flops,
-            UnitRow.spec_json,
-            UnitRow.inputs_json,
-            JobRow.workload,
-        )
-        .join(JobRow, JobRow.job_id == UnitRow.job_id)
+        _grantable()
         .where(
             UnitRow.status == "queued",
             JobRow.status == "running",
@@ -351,6 +343,18 @@ def lease_units(
     return LeaseResponse(leases=grants, retry_after_s=0 if grants else RETRY_AFTER_IDLE_S)
 
 
+def _grantable() -> Select[int, str, int, str, str, str]:
+    """What a lease grant needs of a unit and its job."""
+    return select(
+        UnitRow.unit_id,
+        UnitRow.job_id,
+        UnitRow.work_flops,
+        UnitRow.spec_json,
+        UnitRow.inputs_json,
+        JobRow.workload,
+    ).join(JobRow, JobRow.job_id == UnitRow.job_id)
+
+
 def _spot_check(
     session: Session, node_id: str, username: str, policy: ValidationPolicy
 ) -> Row[int, str, int, str, str, str] | None:
@@ -367,15 +371,7 @@ def _spot_check(
     start = 1 + secrets.randbelow(last)
     for low in (start, 0):  # from a random place, wrapping round once
         query = (
-            select(
-                UnitRow.unit_id,
-                UnitRow.job_id,
-                UnitRow.work_flops,
-                UnitRow.spec_json,
-                UnitRow.inputs_json,
-                JobRow.workload,
-            )
-            .join(JobRow, JobRow.job_id == UnitRow.job_id)
+            _grantable()
             .where(
                 UnitRow.status == "done",
                 JobRow.status == "running",
