@@ -133,6 +133,11 @@ def test_atlas_job_across_sandboxed_node_processes(
     reference = atlas.brute_force_knn(atlas.synthetic_embeddings(N_SPECTRA, SEED, params), 6)
     np.testing.assert_allclose(graph.sims, reference.sims, atol=1e-5)
 
+    # every result is a signed record anyone can check with the node's key
+    records = _cli("job", "records", job.job_id, "--coordinator", url)
+    assert records.returncode == 0, records.stderr
+    assert "30 signed records verified, 30 valid" in records.stdout
+
     status = _cli("job", "status", job.job_id, "--coordinator", url)
     assert status.returncode == 0
     assert "done, 15/15 units done" in status.stdout

@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nexapod.coordinator.app import create_app
+from nexapod.crypto import verify_document
 from nexapod.ledger import log_store
-from nexapod.protocol.v1 import LeaseGrant
+from nexapod.protocol.v1 import PURPOSE_RESULT, LeaseGrant
 from nexapod.registry import blacklist
 from nexapod.settings import Settings
 from nexapod.storage.uow import UnitOfWorkFactory
@@ -334,3 +335,36 @@ def test_a_wrong_answer_to_a_spot_check_blacklists_the_node(
         assert entry is not None and entry.reason_code == "spot_check_failed"
     # the unit's answer and the job's progress are untouched
     assert _view(spot_api, {"job_id": known.job_id})["units_done"] == 2
+
+
+def test_signed_compute_records_verify_with_the_nodes_keys_page_by_page(
+    quorum_api: TestClient, clock: Clock
+) -> None:
+    alice, bob = make_user(quorum_api, "alice"), make_user(quorum_api, "bob")
+    node_a, node_b = make_node(quorum_api, alice), make_node(quorum_api, bob)
+    job = _submit(quorum_api, alice, clock)
+    for _ in range(2):
+        _agree_on_one_unit(quorum_api, clock, node_a, node_b)
+    seen = []
+    cursor = None
+    for _ in range(10):
+        query = f"?limit=3&cursor={cursor}" if cursor else "?limit=3"
+        page = quorum_api.get(f"/v1/jobs/{job['job_id']}/records{query}").json()
+        seen.extend(page["records"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 4
+    assert {r["status"] for r in seen} == {"valid"}
+    for record in seen:
+        document = record["document"]
+        assert verify_document(
+            record["node_public_key"], record["signature"], PURPOSE_RESULT, document
+        )
+        forged = {**document, "compute_ms": document["compute_ms"] + 1}
+        assert not verify_document(
+            record["node_public_key"], record["signature"], PURPOSE_RESULT, forged
+        )
+    unknown = quorum_api.get(f"/v1/jobs/{'0' * 32}/records")
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "mesh.job_unknown"

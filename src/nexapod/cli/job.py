@@ -186,3 +186,60 @@ def result(
             fail("the downloaded product does not match the job's SHA-256; try again")
         out.write_bytes(data)
         console.print(f"wrote {len(data)} bytes to {out} (sha256 {job.product_sha256})")
+
+
+RECORD_PAGES_MAX = 100_000  # 200 records a page: far beyond any job's results
+
+
+@app.command("records")
+def records(
+    job_id: str,
+    coordinator: CoordinatorOption,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write every record as JSON lines here.")
+    ] = None,
+) -> None:
+    """Check a job's signed compute records: every result's signature, with its node's key.
+
+    Exits 1 naming the first record whose signature does not verify or whose document
+    does not belong to this job.
+    """
+    from nexapod.crypto import verify_document
+    from nexapod.protocol.v1 import PURPOSE_RESULT, ComputeRecordPage
+
+    checked = valid = valid_flops = 0
+    cursor: str | None = None
+    lines: list[str] = []
+    with reporting_errors(), CoordinatorClient(coordinator) as client:
+        for _ in range(RECORD_PAGES_MAX):
+            query = f"?limit=200&cursor={cursor}" if cursor else "?limit=200"
+            page = ComputeRecordPage.model_validate_json(
+                client.get_bytes(f"/v1/jobs/{job_id}/records{query}")
+            )
+            for record in page.records:
+                document = record.document
+                signed = verify_document(
+                    record.node_public_key, record.signature, PURPOSE_RESULT, document.model_dump()
+                )
+                if not signed or document.job_id != job_id or document.node_id != record.node_id:
+                    fail(
+                        f"record of unit {record.unit_id} by node {record.node_id}: the "
+                        "signature does not verify with the node's key, or the document "
+                        "belongs elsewhere",
+                        "job.record_invalid",
+                    )
+                checked += 1
+                if record.status == "valid":
+                    valid += 1
+                    valid_flops += record.work_flops
+                lines.append(record.model_dump_json())
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    if out is not None:
+        out.write_text("".join(f"{line}\n" for line in lines))
+    console.print(
+        f"job {job_id}: {checked} signed records verified, {valid} valid "
+        f"({valid_flops:,} FLOPs credited)",
+        highlight=False,
+    )

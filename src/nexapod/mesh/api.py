@@ -12,6 +12,7 @@ from nexapod.coordinator.context import ContextDep
 from nexapod.coordinator.openapi import PROBLEM_RESPONSES, SIGNED_PROBLEM_RESPONSES
 from nexapod.mesh import atlas_jobs, errors, service
 from nexapod.protocol.v1 import (
+    ComputeRecordPage,
     FailureReport,
     JobList,
     JobView,
@@ -66,6 +67,19 @@ def get_job(job_id: JobIdPath, ctx: ContextDep) -> JobView:
     """A job's progress: units done, leased and failed, FLOPs, and each node's share."""
     with ctx.read_uow() as uow:
         return service.get_job(uow, job_id)
+
+
+@router.get("/jobs/{job_id}/records", responses=PROBLEM_RESPONSES)
+def list_records(
+    job_id: JobIdPath,
+    ctx: ContextDep,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+) -> ComputeRecordPage:
+    """A job's signed compute records: each result with its node's signature and key, so
+    anyone can check who computed what, on which runner, for how many FLOPs."""
+    with ctx.read_uow() as uow:
+        return service.list_records(uow, job_id, cursor, limit, ctx.limits)
 
 
 @router.get(

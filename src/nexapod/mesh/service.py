@@ -36,6 +36,8 @@ from nexapod.mesh.validating import (
 from nexapod.mesh.validation import PPM, ValidationPolicy, implausibility
 from nexapod.protocol.v1 import (
     PURPOSE_RESULT,
+    ComputeRecord,
+    ComputeRecordPage,
     InputRef,
     JobList,
     JobView,
@@ -43,6 +45,7 @@ from nexapod.protocol.v1 import (
     LeaseResponse,
     NodeContribution,
     ResultAck,
+    ResultDocument,
     ResultItem,
     SubmitJobRequest,
     UnitFailure,
@@ -62,6 +65,7 @@ __all__ = [
     "get_block",
     "get_job",
     "get_product",
+    "list_records",
     "lease_units",
     "list_jobs",
     "report_failure",
@@ -737,6 +741,59 @@ def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_m
         job.finished_at_ms = now_ms
         uow_write.commit()
     return True
+
+
+def list_records(
+    uow: UnitOfWork, job_id: str, cursor: str | None, limit: int, limits: MeshLimits
+) -> ComputeRecordPage:
+    """A job's signed compute records, in arrival order, a page at a time (the cursor is
+    the last record's lease id)."""
+    session = uow.session
+    if session.get(JobRow, job_id) is None:
+        raise errors.job_unknown(job_id)
+    size = min(limit, limits.page_size_max)
+    query = (
+        select(ResultRow, NodeRow.username, NodeRow.public_key)
+        .join(NodeRow, NodeRow.node_id == ResultRow.node_id)
+        .where(ResultRow.job_id == job_id)
+        .order_by(ResultRow.received_at_ms, ResultRow.lease_id)
+    )
+    if cursor is not None:
+        anchor = session.get(ResultRow, cursor)
+        if anchor is None or anchor.job_id != job_id:
+            raise errors.lease_unknown(cursor, 0)
+        query = query.where(
+            (ResultRow.received_at_ms > anchor.received_at_ms)
+            | (
+                (ResultRow.received_at_ms == anchor.received_at_ms)
+                & (ResultRow.lease_id > anchor.lease_id)
+            )
+        )
+    rows = session.execute(query.limit(size + 1)).all()
+    records = [
+        ComputeRecord(
+            unit_id=result.unit_id,
+            node_id=result.node_id,
+            username=username,
+            node_public_key=public_key,
+            work_flops=result.work_flops,
+            status=result.status,
+            document=ResultDocument(
+                node_id=result.node_id,
+                job_id=result.job_id,
+                unit_id=result.unit_id,
+                lease_id=result.lease_id,
+                result_sha256=result.result_sha256,
+                runner_tree_hash=result.runner_tree_hash,
+                compute_ms=result.compute_ms,
+            ),
+            signature=result.signature,
+            received_at_ms=result.received_at_ms,
+        )
+        for result, username, public_key in rows[:size]
+    ]
+    next_cursor = records[-1].document.lease_id if len(rows) > size else None
+    return ComputeRecordPage(job_id=job_id, records=records, next_cursor=next_cursor)
 
 
 def get_job(uow: UnitOfWork, job_id: str) -> JobView:

@@ -16,6 +16,8 @@ from nexapod.protocol.v1.jobs import (
     UnitFailure,
 )
 from nexapod.protocol.v1.leases import (
+    ComputeRecord,
+    ComputeRecordPage,
     FailureReport,
     InputRef,
     LeaseGrant,
@@ -60,6 +62,8 @@ PURPOSE_NODE_AUTHORIZATION = "nexapod.node_authorization.v1"
 PURPOSE_RESULT = "nexapod.result.v1"
 
 __all__ = [
+    "ComputeRecord",
+    "ComputeRecordPage",
     "AccountView",
     "FailureReport",
     "GpuInfo",

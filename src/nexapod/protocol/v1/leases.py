@@ -95,3 +95,25 @@ class FailureReport(WireModel):
 
     code: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
     detail: Annotated[str, Field(max_length=4096)]
+
+
+class ComputeRecord(WireModel):
+    """A signed compute cycle: who computed which unit, on which runner, for how many
+    FLOPs (the unit's formula), with the node's own signature over its result document.
+    Anyone can check it with the node's public key (``nexapod job records --verify``)."""
+
+    unit_id: int
+    node_id: str
+    username: str
+    node_public_key: str
+    work_flops: int
+    status: str  # "valid" (credited) | "pending" | "invalid" | "forfeited" | "void"
+    document: ResultDocument
+    signature: str
+    received_at_ms: int
+
+
+class ComputeRecordPage(WireModel):
+    job_id: str
+    records: list[ComputeRecord]
+    next_cursor: str | None
