@@ -11,14 +11,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nexapod.coordinator.app import create_app
-from nexapod.crypto import verify_document
+from nexapod.crypto import b64encode, sha256_hex, sign_document, verify_document
 from nexapod.ledger import log_store
-from nexapod.protocol.v1 import PURPOSE_RESULT, LeaseGrant
+from nexapod.protocol.v1 import PURPOSE_CHECKPOINT, PURPOSE_RESULT, LeaseGrant
 from nexapod.registry import blacklist
 from nexapod.settings import Settings
 from nexapod.storage.uow import UnitOfWorkFactory
+from nexapod.workloads import atlas
+from nexapod.workloads.atlas._checkpoint import compute_unit_chunked, encode_checkpoint
 from tests.adversary import nudged
-from tests.factories import Actor, make_node, make_user, result_item, signed
+from tests.factories import TREE_HASH, Actor, make_node, make_user, result_item, signed
 from tests.mesh.test_mesh_api import Clock, _compute, _lease, _submit, _submit_results
 
 
@@ -368,3 +370,123 @@ def test_signed_compute_records_verify_with_the_nodes_keys_page_by_page(
     unknown = quorum_api.get(f"/v1/jobs/{'0' * 32}/records")
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "mesh.job_unknown"
+
+
+@pytest.fixture
+def chunked_api(settings: Settings, clock: Clock) -> Iterator[TestClient]:
+    """Off-diagonal units taller than 96 rows are computed in 96-row chunks."""
+    app = create_app(
+        settings.with_overrides(checkpoint_chunk_rows=96, lease_s_min=30, lease_s_max=60),
+        clock_ms=clock,
+        run_maintenance=False,
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+CHUNKED_JOB = {
+    "workload": "atlas",
+    "params": {"block_size": 256, "k": 5, "embedding_dim": 128},
+    "dataset": {"kind": "synthetic", "n_spectra": 512, "seed": 3},
+}
+
+
+def _checkpoint_upload(
+    node: Actor, grant: LeaseGrant, data: bytes, **document: Any
+) -> dict[str, Any]:
+    body = {
+        "node_id": node.name,
+        "job_id": grant.job_id,
+        "unit_id": grant.unit_id,
+        "lease_id": grant.lease_id,
+        "rows_done": int.from_bytes(data[8:12], "little"),
+        "checkpoint_sha256": sha256_hex(data),
+        "runner_tree_hash": TREE_HASH,
+        **document,
+    }
+    return {
+        "document": body,
+        "signature": sign_document(node.key, PURPOSE_CHECKPOINT, body),
+        "checkpoint_b64": b64encode(data),
+    }
+
+
+def _first_state(api: TestClient, grant: LeaseGrant) -> bytes:
+    """The unit's state after its first chunk, computed from the served blocks."""
+    spec = grant.unit_spec
+    assert spec["chunk_rows"] == 96
+    params = atlas.AtlasParams.from_dict(spec["params"])
+    shape = atlas.UnitShape.from_dict(spec["shape"])
+    row, col = (
+        atlas.decode_block(api.get(ref.path).content, n, params.embedding_dim)
+        for ref, n in zip(grant.inputs, (shape.n_rows, shape.n_cols), strict=True)
+    )
+    states: list[atlas.Checkpoint] = []
+    compute_unit_chunked(row, col, shape, params.k, 96, on_checkpoint=states.append)
+    return encode_checkpoint(states[0])
+
+
+def test_a_lost_unit_resumes_from_its_signed_checkpoint_on_another_node(
+    chunked_api: TestClient, clock: Clock
+) -> None:
+    alice, bob = make_user(chunked_api, "alice"), make_user(chunked_api, "bob")
+    node_a, node_b = make_node(chunked_api, alice), make_node(chunked_api, bob)
+    response = signed(chunked_api, alice, "POST", "/v1/jobs", CHUNKED_JOB, timestamp_s=clock.s)
+    assert response.status_code == 201, response.text
+    grant = next(g for g in _lease(chunked_api, node_a, clock, 3) if "chunk_rows" in g.unit_spec)
+    state = _first_state(chunked_api, grant)
+    path = f"/v1/leases/{grant.lease_id}/checkpoint"
+    refusals = [
+        (
+            node_a,
+            {**_checkpoint_upload(node_a, grant, state), "signature": "A" * 86},
+            401,
+            "auth.checkpoint_signature_invalid",
+        ),
+        (
+            node_a,
+            _checkpoint_upload(node_a, grant, state[:-12]),
+            422,
+            "workload.checkpoint_invalid",
+        ),
+        (node_b, _checkpoint_upload(node_b, grant, state), 403, "mesh.lease_not_yours"),
+        (
+            node_a,
+            _checkpoint_upload(node_a, grant, state, rows_done=192),
+            422,
+            "workload.checkpoint_invalid",
+        ),
+    ]
+    for signer, body, status, code in refusals:
+        refused = signed(chunked_api, signer, "POST", path, body, timestamp_s=clock.s)
+        assert (refused.status_code, refused.json()["code"]) == (status, code), refused.text
+    kept = signed(
+        chunked_api,
+        node_a,
+        "POST",
+        path,
+        _checkpoint_upload(node_a, grant, state),
+        timestamp_s=clock.s,
+    )
+    assert kept.status_code == 204, kept.text
+    # node_a disappears: its lease runs out, and the unit goes to bob with the checkpoint
+    clock.offset_ms += grant.deadline_at_ms - grant.granted_at_ms + 1000
+    again = next(g for g in _lease(chunked_api, node_b, clock, 8) if g.unit_id == grant.unit_id)
+    (resume,) = [ref for ref in again.inputs if ref.name == "checkpoint"]
+    served = chunked_api.get(resume.path).content
+    assert served == state and sha256_hex(served) == resume.sha256
+    # bob resumes from it: the result is bit for bit the uninterrupted computation
+    params = atlas.AtlasParams.from_dict(again.unit_spec["params"])
+    shape = atlas.UnitShape.from_dict(again.unit_spec["shape"])
+    row, col = (
+        atlas.decode_block(chunked_api.get(ref.path).content, n, params.embedding_dim)
+        for ref, n in zip(again.inputs[:2], (shape.n_rows, shape.n_cols), strict=True)
+    )
+    resumed = compute_unit_chunked(
+        row, col, shape, params.k, 96, resume=atlas.decode_checkpoint(served, shape, params.k, 96)
+    )
+    whole = compute_unit_chunked(row, col, shape, params.k, 96)
+    data = atlas.encode_unit_result(resumed)
+    assert data == atlas.encode_unit_result(whole)
+    acks = _submit_results(chunked_api, node_b, clock, [result_item(node_b, again, data)])
+    assert acks.json()["acks"][0]["status"] == "accepted"

@@ -150,6 +150,12 @@ def run(
         float | None, typer.Option(help="Stop after this many seconds without work.", min=0)
     ] = None,
     memory_mb: Annotated[int, typer.Option(help="Memory limit of one unit, MiB.", min=64)] = 4096,
+    checkpoint_interval_s: Annotated[
+        float,
+        typer.Option(
+            help="Upload a long unit's checkpoint at most this often (seconds).", min=0, max=86400
+        ),
+    ] = 30.0,
     prefetch: Annotated[int, typer.Option(help="Units leased ahead.", min=0, max=16)] = 1,
     docker_image: Annotated[str | None, typer.Option(help="Image for --executor docker.")] = None,
     fresh_sandbox: Annotated[
@@ -231,6 +237,7 @@ def run(
                     prefetch_units=prefetch,
                     idle_exit_s=idle_exit_s,
                     memory_bytes_max=memory_mb * MIB,
+                    checkpoint_interval_s=checkpoint_interval_s,
                 ),
                 on_event=show,
                 release=release,

@@ -65,6 +65,8 @@ def mesh_limits(settings: Settings) -> MeshLimits:
             flops_per_s_max=settings.validation_flops_per_s_max,
         ),
         blacklist_user_on_tampering=settings.blacklist_user_on_tampering,
+        checkpoint_chunk_rows=settings.checkpoint_chunk_rows,
+        checkpoint_bytes_max=settings.checkpoint_bytes_max,
     )
 
 

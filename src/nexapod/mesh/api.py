@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from nexapod.coordinator.auth import SignedRequestDep, authenticate, require_node, require_user
 from nexapod.coordinator.context import ContextDep
 from nexapod.coordinator.openapi import PROBLEM_RESPONSES, SIGNED_PROBLEM_RESPONSES
-from nexapod.mesh import atlas_jobs, errors, service
+from nexapod.mesh import atlas_jobs, checkpoints, errors, service
 from nexapod.protocol.v1 import (
+    CheckpointUpload,
     ComputeRecordPage,
     FailureReport,
     JobList,
@@ -172,6 +173,37 @@ def submit_results(
     if completed_jobs:
         ctx.jobs_to_merge.set()
     return _json(SubmitResultsResponse(acks=acks))
+
+
+@router.post("/leases/{lease_id}/checkpoint", status_code=204, responses=SIGNED_PROBLEM_RESPONSES)
+def submit_checkpoint(
+    lease_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    body: CheckpointUpload,
+    signed: SignedRequestDep,
+    ctx: ContextDep,
+) -> Response:
+    """A node's signed checkpoint of a long unit it holds a lease on (the latest is kept)."""
+    with ctx.uow() as uow:
+        now_ms = ctx.clock_ms()
+        node_id = require_node(authenticate(uow, signed, now_ms, ctx.settings.request_skew_s_max))
+        checkpoints.record_checkpoint(
+            uow, node_id, lease_id, body, now_ms, ctx.limits.checkpoint_bytes_max
+        )
+    return Response(status_code=204)
+
+
+@router.get(
+    "/checkpoints/{lease_id}",
+    response_class=Response,
+    responses={**PROBLEM_RESPONSES, **OCTET_STREAM},
+)
+def get_checkpoint(
+    lease_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], ctx: ContextDep
+) -> Response:
+    """A kept checkpoint, byte for byte as the grant that resumes from it names it."""
+    with ctx.read_uow() as uow:
+        data = checkpoints.get_checkpoint(uow, lease_id)
+    return Response(data, media_type="application/octet-stream")
 
 
 @router.post("/leases/{lease_id}/failure", status_code=204, responses=SIGNED_PROBLEM_RESPONSES)

@@ -12,7 +12,7 @@ from sqlalchemy import Row, Select, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import b64decode, sha256_hex, verify_document
-from nexapod.mesh import atlas_jobs, errors
+from nexapod.mesh import atlas_jobs, checkpoints, errors
 from nexapod.mesh.rules import LeaseTiming, lease_duration_s, unit_status_after_lost_lease
 from nexapod.mesh.store import (
     BlockRow,
@@ -94,11 +94,13 @@ class MeshLimits:
     page_size_max: int
     validation: ValidationPolicy = field(default_factory=ValidationPolicy)
     blacklist_user_on_tampering: bool = True
+    checkpoint_chunk_rows: int = 0
+    checkpoint_bytes_max: int = 64 << 20
 
 
 def plan_job(request: SubmitJobRequest, limits: MeshLimits) -> atlas_jobs.JobPlan:
     """Embed the dataset and cut the job into units (CPU only: run it outside a write)."""
-    return atlas_jobs.plan_job(request, limits.dataset_spectra_max)
+    return atlas_jobs.plan_job(request, limits.dataset_spectra_max, limits.checkpoint_chunk_rows)
 
 
 def submit_job(
@@ -285,6 +287,11 @@ def lease_units(
     if spot is not None and len(regular) >= count:
         regular.pop()
     units = regular if spot is None else [*regular, spot]
+    resumes = {
+        unit.unit_id: found
+        for unit in regular
+        if (found := checkpoints.resume_input(session, unit.unit_id)) is not None
+    }
     leases = [
         {
             "lease_id": secrets.token_hex(16),
@@ -297,6 +304,7 @@ def lease_units(
             "deadline_at_ms": now_ms
             + 1000 * lease_duration_s(unit.work_flops, capacity_flops_per_s, limits.timing),
             "spot_check": unit is spot,
+            "resumed_from": resumes[unit.unit_id][0] if unit.unit_id in resumes else None,
         }
         for unit in units
     ]
@@ -337,7 +345,8 @@ def lease_units(
             unit_id=unit.unit_id,
             workload=unit.workload,
             unit_spec=json.loads(unit.spec_json),
-            inputs=[InputRef.model_validate(ref) for ref in json.loads(unit.inputs_json)],
+            inputs=[InputRef.model_validate(ref) for ref in json.loads(unit.inputs_json)]
+            + ([resumes[unit.unit_id][1]] if unit.unit_id in resumes else []),
             work_flops=unit.work_flops,
             granted_at_ms=now_ms,
             deadline_at_ms=lease["deadline_at_ms"],

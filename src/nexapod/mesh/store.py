@@ -20,6 +20,7 @@ from nexapod.storage.types import ExactInteger
 
 __all__ = [
     "BlockRow",
+    "CheckpointRow",
     "JobRow",
     "LeaseRow",
     "NodeTrustRow",
@@ -104,6 +105,7 @@ class LeaseRow(Base):
     failure_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     username: Mapped[str | None] = mapped_column(String(32), nullable=True)  # replicas: 1 per user
     spot_check: Mapped[bool] = mapped_column(Boolean, server_default=false())  # answer known
+    resumed_from: Mapped[str | None] = mapped_column(String(32), nullable=True)  # checkpoint
 
     __table_args__ = (
         Index("ix_leases_status_deadline", "status", "deadline_at_ms"),
@@ -130,6 +132,21 @@ class ResultRow(Base):
     # pending (awaiting its quorum) | valid (credited) | invalid | forfeited (blacklisted)
     status: Mapped[str] = mapped_column(String(16), server_default="valid")
     validated_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class CheckpointRow(Base):
+    """The latest signed checkpoint of a lease: a long unit's state after some rows."""
+
+    __tablename__ = "unit_checkpoints"
+
+    lease_id: Mapped[str] = mapped_column(ForeignKey("leases.lease_id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.unit_id"), index=True)
+    node_id: Mapped[str] = mapped_column(String(40))
+    rows_done: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    received_at_ms: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class NodeTrustRow(Base):

@@ -228,7 +228,21 @@ def settle_unit(
         trust = trust_of(session, node_of[lease_id])
         trust.valid_streak = streak_after(trust.valid_streak, valid=True)
         trust.valid_total += 1
+    resumed = set(
+        session.scalars(
+            select(LeaseRow.lease_id).where(
+                LeaseRow.lease_id.in_(resolution.invalid), LeaseRow.resumed_from.is_not(None)
+            )
+        )
+    )
     for lease_id in resolution.invalid:
+        if lease_id in resumed:
+            # resumed from another node's checkpoint: the evidence does not say whose
+            # rows were wrong, so no credit and no trust, but no blacklisting either
+            trust = trust_of(session, node_of[lease_id])
+            trust.valid_streak = streak_after(trust.valid_streak, valid=False)
+            trust.invalid_total += 1
+            continue
         evidence = {
             "job_id": unit.job_id,
             "unit_id": unit_id,

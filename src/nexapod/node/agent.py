@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +28,11 @@ from nexapod.node.client import CoordinatorClient, RemoteError
 from nexapod.node.executors import ExecutionOutcome, Executor, SandboxLimits
 from nexapod.node.release_check import RunnerRelease
 from nexapod.protocol.v1 import (
+    PURPOSE_CHECKPOINT,
     PURPOSE_RESULT,
+    CheckpointDocument,
+    CheckpointUpload,
+    InputRef,
     LeaseGrant,
     LeaseResponse,
     ResultDocument,
@@ -41,6 +46,10 @@ logger = logging.getLogger("nexapod.node")
 GIB = 1 << 30
 DEADLINE_MARGIN_S = 1.0
 RESULT_FILE = "result.bin"
+CHECKPOINT_FILE = "checkpoint.bin"  # in/: the state to resume from; out/: the latest
+CHECKPOINT_INPUT = "checkpoint"  # the grant's input that names it
+CHECKPOINT_HEADER_BYTES = 28
+CHECKPOINT_POLL_S = 0.2
 EVENTS_KEPT_MAX = 1000
 
 
@@ -53,12 +62,14 @@ class AgentConfig:
     memory_bytes_max: int = 4 * GIB
     unit_threads: int = 1
     cache_bytes_max: int = 2 * GIB
+    checkpoint_interval_s: float = 30.0  # upload a long unit's state at most this often
 
     def __post_init__(self) -> None:
         assert self.units_max is None or self.units_max >= 1
         assert 0 <= self.prefetch_units <= 16
         assert self.memory_bytes_max > 0
         assert self.unit_threads >= 1
+        assert self.checkpoint_interval_s >= 0
 
 
 @dataclass(frozen=True)
@@ -263,6 +274,9 @@ class NodeAgent:
         (scratch / "in").mkdir(parents=True)
         (scratch / "out").mkdir()
         for ref in grant.inputs:
+            if ref.name == CHECKPOINT_INPUT:
+                self._fetch_checkpoint(grant, ref, scratch)
+                continue
             data = self.cache.get(ref.sha256)
             if data is None:
                 data = self.client.get_bytes(ref.path)
@@ -276,6 +290,60 @@ class NodeAgent:
         (scratch / "unit.json").write_text(json.dumps(grant.unit_spec, sort_keys=True))
         log_event(logger, "unit.prepared", lease_id=grant.lease_id, unit_id=grant.unit_id)
         return scratch
+
+    def _fetch_checkpoint(self, grant: LeaseGrant, ref: InputRef, scratch: Path) -> None:
+        """Resume from the checkpoint the grant names; one that cannot be fetched or does
+        not match its hash is discarded, and the unit starts from its first row."""
+        try:
+            data = self.client.get_bytes(ref.path)
+        except NexaPodError as exc:
+            log_event(logger, "checkpoint.discarded", lease_id=grant.lease_id, error=str(exc))
+            return
+        if sha256_hex(data) != ref.sha256:
+            log_event(logger, "checkpoint.discarded", lease_id=grant.lease_id, error="sha256")
+            return
+        (scratch / "in" / CHECKPOINT_FILE).write_bytes(data)
+        log_event(logger, "checkpoint.resumed", lease_id=grant.lease_id, unit_id=grant.unit_id)
+
+    def _watch_checkpoints(self, grant: LeaseGrant, scratch: Path, done: threading.Event) -> None:
+        """While a unit runs, upload its latest checkpoint (signed) every interval."""
+        path = scratch / "out" / CHECKPOINT_FILE
+        sent_mtime_ns = 0
+        last_sent = 0.0
+        while not done.wait(CHECKPOINT_POLL_S):
+            if time.monotonic() - last_sent < self.config.checkpoint_interval_s:
+                continue
+            try:
+                mtime_ns = path.stat().st_mtime_ns
+                if mtime_ns == sent_mtime_ns:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if len(data) < CHECKPOINT_HEADER_BYTES:
+                continue
+            rows_done = int.from_bytes(data[8:12], "little")
+            document = CheckpointDocument(
+                node_id=self.node_id,
+                job_id=grant.job_id,
+                unit_id=grant.unit_id,
+                lease_id=grant.lease_id,
+                rows_done=max(rows_done, 1),
+                checkpoint_sha256=sha256_hex(data),
+                runner_tree_hash=self.runner_tree_hash,
+            )
+            upload = CheckpointUpload(
+                document=document,
+                signature=sign_document(self.key, PURPOSE_CHECKPOINT, document.model_dump()),
+                checkpoint_b64=b64encode(data),
+            )
+            try:
+                self.client.submit_checkpoint(grant.lease_id, upload)
+            except NexaPodError as exc:
+                log_event(logger, "checkpoint.unsent", lease_id=grant.lease_id, error=str(exc))
+                continue
+            sent_mtime_ns, last_sent = mtime_ns, time.monotonic()
+            log_event(logger, "checkpoint.sent", lease_id=grant.lease_id, rows_done=rows_done)
 
     def _run_one(
         self,
@@ -305,11 +373,21 @@ class NodeAgent:
             )
             env = {"NEXAPOD_UNIT_THREADS": str(self.config.unit_threads)}
             log_event(logger, "unit.started", lease_id=grant.lease_id, unit_id=grant.unit_id)
-            if self.unit_command is None:
-                module = unit_module(grant.workload)
-                result = self.executor.run_module(module, scratch, limits, env)
-            else:
-                result = self.executor.run(self.unit_command(grant, scratch), scratch, limits, env)
+            done = threading.Event()
+            watcher = threading.Thread(
+                target=self._watch_checkpoints, args=(grant, scratch, done), daemon=True
+            )
+            watcher.start()
+            try:
+                if self.unit_command is None:
+                    module = unit_module(grant.workload)
+                    result = self.executor.run_module(module, scratch, limits, env)
+                else:
+                    command = self.unit_command(grant, scratch)
+                    result = self.executor.run(command, scratch, limits, env)
+            finally:
+                done.set()
+                watcher.join()
             if result.outcome != ExecutionOutcome.OK:
                 self._fail(grant, result.outcome.value, result.describe(), result.wall_s, io)
                 return

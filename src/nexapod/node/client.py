@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from nexapod.crypto import SigningKey, sign_request
 from nexapod.errors import NexaPodError
 from nexapod.protocol.v1 import (
+    CheckpointUpload,
     FailureReport,
     JobList,
     JobView,
@@ -144,6 +145,9 @@ class CoordinatorClient:
     def submit_results(self, items: list[ResultItem]) -> SubmitResultsResponse:
         request = SubmitResultsRequest(results=items)
         return self._call("POST", "/v1/results", request, SubmitResultsResponse, signed=True)
+
+    def submit_checkpoint(self, lease_id: str, upload: CheckpointUpload) -> None:
+        self._send("POST", f"/v1/leases/{lease_id}/checkpoint", upload, signed=True)
 
     def report_failure(self, lease_id: str, code: str, detail: str) -> None:
         report = FailureReport(code=code, detail=detail[:4096])

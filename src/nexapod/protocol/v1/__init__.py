@@ -16,6 +16,8 @@ from nexapod.protocol.v1.jobs import (
     UnitFailure,
 )
 from nexapod.protocol.v1.leases import (
+    CheckpointDocument,
+    CheckpointUpload,
     ComputeRecord,
     ComputeRecordPage,
     FailureReport,
@@ -60,8 +62,12 @@ PURPOSE_USER = "nexapod.user.v1"
 PURPOSE_NODE = "nexapod.node.v1"
 PURPOSE_NODE_AUTHORIZATION = "nexapod.node_authorization.v1"
 PURPOSE_RESULT = "nexapod.result.v1"
+PURPOSE_CHECKPOINT = "nexapod.checkpoint.v1"
 
 __all__ = [
+    "PURPOSE_CHECKPOINT",
+    "CheckpointDocument",
+    "CheckpointUpload",
     "ComputeRecord",
     "ComputeRecordPage",
     "AccountView",

@@ -73,6 +73,24 @@ class ResultItem(WireModel):
     result_b64: Annotated[str, Field(min_length=1)]
 
 
+class CheckpointDocument(WireModel):
+    """What a node signs for a checkpoint: the state of a unit after ``rows_done`` rows."""
+
+    node_id: Annotated[str, Field(max_length=40)]
+    job_id: JobId
+    unit_id: Annotated[int, Field(ge=1)]
+    lease_id: LeaseId
+    rows_done: Annotated[int, Field(ge=1, le=10**9)]
+    checkpoint_sha256: HEX64
+    runner_tree_hash: HEX64
+
+
+class CheckpointUpload(WireModel):
+    document: CheckpointDocument
+    signature: SIGNATURE_B64
+    checkpoint_b64: Annotated[str, Field(min_length=1)]
+
+
 class SubmitResultsRequest(WireModel):
     results: Annotated[list[ResultItem], Field(min_length=1)]
 

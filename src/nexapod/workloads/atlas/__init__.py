@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nexapod.workloads.atlas._agree import SIM_TOLERANCE, results_agree
     from nexapod.workloads.atlas._capacity import measure_capacity_flops_per_s
+    from nexapod.workloads.atlas._checkpoint import Checkpoint, decode_checkpoint
     from nexapod.workloads.atlas._codec import (
         decode_block,
         decode_unit_result,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AtlasParams",
+    "Checkpoint",
     "KnnGraph",
     "SIM_TOLERANCE",
     "Spectrum",
@@ -70,6 +72,7 @@ __all__ = [
     "brute_force_knn",
     "compute_unit",
     "decode_block",
+    "decode_checkpoint",
     "decode_graph",
     "decode_unit_result",
     "embed_spectra",
@@ -97,7 +100,9 @@ _MODULE_OF = {
     "KnnGraph": "_graph",
     "Spectrum": "_spectra",
     "UnitInput": "_unitio",
+    "Checkpoint": "_checkpoint",
     "SIM_TOLERANCE": "_agree",
+    "decode_checkpoint": "_checkpoint",
     "UnitResult": "_kernel",
     "UnitShape": "_plan",
     "block_ranges": "_plan",

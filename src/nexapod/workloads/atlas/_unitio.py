@@ -40,6 +40,8 @@ __all__ = [
 UNIT_VERSION = 1
 UNIT_JSON_BYTES_MAX = 64 << 10
 _KEYS = {"n_spectra", "params", "shape", "version", "workload"}
+_OPTIONAL_KEYS = {"chunk_rows"}  # off-diagonal units computed in row chunks (_checkpoint)
+CHECKPOINT_IN = "checkpoint.bin"  # in/: the state to resume from; out/: the latest state
 _BLOCK_HEADER_BYTES_MAX = 4096
 
 
@@ -52,6 +54,7 @@ class UnitInput:
     n_spectra: int
     block_row: npt.NDArray[np.float32]
     block_col: npt.NDArray[np.float32]
+    chunk_rows: int = 0  # 0: one pass; else rows per chunk, a checkpoint after each
 
 
 def write_unit_input(
@@ -102,7 +105,12 @@ def read_unit_input(scratch_dir: Path) -> UnitInput:
     else:
         data = _read_block(scratch_dir, "block_col", shape.n_cols, dim)
         block_col = decode_block(data, shape.n_cols, dim)
-    return UnitInput(shape, params, n_spectra, block_row, block_col)
+    chunk_rows = 0
+    if "chunk_rows" in spec:
+        chunk_rows = require_int(spec["chunk_rows"], "chunk_rows", 96, SPECTRA_MAX, "unit_invalid")
+        if chunk_rows % 96 or shape.is_diagonal:
+            raise WorkloadError("unit_invalid", "chunk_rows: a multiple of 96, off-diagonal only")
+    return UnitInput(shape, params, n_spectra, block_row, block_col, chunk_rows)
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
@@ -117,8 +125,12 @@ def _read_spec(path: Path) -> dict[str, Any]:
         spec = json.loads(raw, parse_float=_refuse_float, parse_constant=_refuse_float)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise WorkloadError("unit_invalid", f"unit.json is not JSON: {exc}") from exc
-    if not isinstance(spec, dict) or set(spec) != _KEYS:
-        raise WorkloadError("unit_invalid", f"unit.json must have exactly the keys {sorted(_KEYS)}")
+    if not isinstance(spec, dict) or not _KEYS <= set(spec) <= _KEYS | _OPTIONAL_KEYS:
+        raise WorkloadError(
+            "unit_invalid",
+            f"unit.json must have exactly the keys {sorted(_KEYS)} (and may have "
+            f"{sorted(_OPTIONAL_KEYS)})",
+        )
     if spec["workload"] != "atlas" or spec["version"] != UNIT_VERSION:
         raise WorkloadError(
             "unit_invalid", f"unit.json is not an atlas unit of version {UNIT_VERSION}"
@@ -146,16 +158,16 @@ def _read_block(scratch_dir: Path, name: str, n_rows: int, embedding_dim: int) -
     return data
 
 
-def write_unit_output(scratch_dir: Path, data: bytes) -> None:
-    """Write out/result.bin atomically: a reader sees all of it or nothing."""
+def write_unit_output(scratch_dir: Path, data: bytes, name: str = "result.bin") -> None:
+    """Write out/<name> atomically: a reader (the node agent) sees all of it or nothing."""
     out_dir = scratch_dir / "out"
     out_dir.mkdir(exist_ok=True)
-    temporary = out_dir / f".result.bin.{os.getpid()}.tmp"
+    temporary = out_dir / f".{name}.{os.getpid()}.tmp"
     with temporary.open("wb") as file:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
-    os.replace(temporary, out_dir / "result.bin")
+    os.replace(temporary, out_dir / name)
 
 
 def read_unit_output(scratch_dir: Path, bytes_max: int = RESULT_BYTES_MAX) -> bytes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_MEMORY", "EXIT_OK", "THREADS_MAX", "main", "preload"]
 
@@ -76,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             unit = read_unit_input(scratch_dir)
-            result = compute_unit(unit.block_row, unit.block_col, unit.shape, unit.params.k)
+            if unit.chunk_rows:
+                result = _compute_chunked(unit, scratch_dir)
+            else:
+                result = compute_unit(unit.block_row, unit.block_col, unit.shape, unit.params.k)
         except WorkloadError as exc:
             print(f"nexapod unit: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -85,6 +89,42 @@ def main(argv: list[str] | None = None) -> int:
         print("nexapod unit: out of memory", file=sys.stderr)
         return EXIT_MEMORY
     return EXIT_OK
+
+
+def _compute_chunked(unit: Any, scratch_dir: Path) -> Any:
+    """The unit in row chunks, from in/checkpoint.bin when the node was given one, with
+    the state after each chunk in out/checkpoint.bin for the node agent to upload."""
+    from nexapod.errors import WorkloadError
+    from nexapod.workloads.atlas._checkpoint import (
+        Checkpoint,
+        compute_unit_chunked,
+        decode_checkpoint,
+        encode_checkpoint,
+    )
+    from nexapod.workloads.atlas._unitio import CHECKPOINT_IN, write_unit_output
+
+    resume = None
+    given = scratch_dir / "in" / CHECKPOINT_IN
+    if given.is_file():
+        try:
+            resume = decode_checkpoint(
+                given.read_bytes(), unit.shape, unit.params.k, unit.chunk_rows
+            )
+        except WorkloadError as exc:  # discarded: the unit starts from its first row
+            print(f"nexapod unit: checkpoint discarded: {exc}", file=sys.stderr)
+
+    def save(state: Checkpoint) -> None:
+        write_unit_output(scratch_dir, encode_checkpoint(state), CHECKPOINT_IN)
+
+    return compute_unit_chunked(
+        unit.block_row,
+        unit.block_col,
+        unit.shape,
+        unit.params.k,
+        unit.chunk_rows,
+        resume=resume,
+        on_checkpoint=save,
+    )
 
 
 if __name__ == "__main__":
