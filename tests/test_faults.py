@@ -35,13 +35,29 @@ from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
-PARAMS: dict[str, int | str] = {"block_size": 512, "k": 8, "embedding_dim": 512}
-N_SPECTRA = 3072  # 6 blocks: 21 units, each computed by two users' nodes
-UNITS = 21
 SEED = 5
+
+
+@dataclass(frozen=True)
+class JobShape:
+    params: dict[str, int | str]
+    n_spectra: int
+    units: int
+
+
+# 6 blocks: 21 units (tens of ms each), each computed by two users' nodes
+STANDARD = JobShape({"block_size": 512, "k": 8, "embedding_dim": 512}, 3072, 21)
+# 3 blocks: 6 units, the 3 off-diagonal ones about a second each, in 32 chunks
+LONG = JobShape({"block_size": 3072, "k": 8, "embedding_dim": 1024}, 9216, 6)
 USERS = ("alice", "bob", "carol")
 # Short leases, so that lost work comes back within seconds.
-ENV = {"NEXAPOD_LEASE_S_MIN": "3", "NEXAPOD_LEASE_S_MAX": "4"}
+# Short leases, so that lost work comes back within seconds; and units in 96-row chunks
+# (512-row blocks: 6 chunks each), with a checkpoint after each.
+ENV = {
+    "NEXAPOD_LEASE_S_MIN": "3",
+    "NEXAPOD_LEASE_S_MAX": "4",
+    "NEXAPOD_CHECKPOINT_CHUNK_ROWS": "96",
+}
 JOB_S_MAX = 150
 
 
@@ -50,6 +66,7 @@ class Mesh:
     root: Path
     coordinator: CoordinatorProcess
     database: Path
+    shape: JobShape
     homes: list[NodeHome] = field(default_factory=list)
     nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     job_id: str = ""
@@ -69,6 +86,8 @@ class Mesh:
                 str(self.homes[index].root),
                 "--executor",
                 "bwrap",
+                "--checkpoint-interval-s",
+                "0",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -97,11 +116,11 @@ class Mesh:
 
 
 @contextmanager
-def _mesh(tmp_path: Path) -> Iterator[Mesh]:
+def _mesh(tmp_path: Path, shape: JobShape = STANDARD) -> Iterator[Mesh]:
     """A coordinator, three registered nodes (not started) and a submitted job."""
     database = tmp_path / "coordinator.sqlite3"
     coordinator = CoordinatorProcess(f"sqlite:///{database}", tmp_path / "coordinator", env=ENV)
-    mesh = Mesh(tmp_path, coordinator, database)
+    mesh = Mesh(tmp_path, coordinator, database, shape)
     try:
         for index, user in enumerate(USERS):
             home = NodeHome(tmp_path / f"node{index}")
@@ -111,8 +130,8 @@ def _mesh(tmp_path: Path) -> Iterator[Mesh]:
         key = SigningKey.load(tmp_path / "keys" / "users" / "alice.key")
         request = SubmitJobRequest(
             workload="atlas",
-            params=PARAMS,
-            dataset=SyntheticDataset(kind="synthetic", n_spectra=N_SPECTRA, seed=SEED),
+            params=shape.params,
+            dataset=SyntheticDataset(kind="synthetic", n_spectra=shape.n_spectra, seed=SEED),
         )
         with CoordinatorClient(coordinator.url, Signer(key, "user:alice")) as client:
             mesh.job_id = client.submit_job(request).job_id
@@ -142,8 +161,10 @@ def _finish(mesh: Mesh) -> JobView:
 
 
 def _check_counted_once(mesh: Mesh, done: JobView) -> None:
-    assert done.units_done == done.units_total == UNITS
-    assert done.work_flops_done == atlas.job_flops(N_SPECTRA, atlas.AtlasParams(**PARAMS))
+    shape = mesh.shape
+    assert done.units_done == done.units_total == shape.units
+    params = atlas.AtlasParams(**shape.params)
+    assert done.work_flops_done == atlas.job_flops(shape.n_spectra, params)
     with sqlite3.connect(f"file:{mesh.database}?mode=ro", uri=True) as db:
         twice = db.execute(
             "SELECT unit_id, node_id, count(*) FROM results WHERE status = 'valid' "
@@ -156,14 +177,23 @@ def _check_counted_once(mesh: Mesh, done: JobView) -> None:
             "SELECT coalesce(sum(work_flops), 0) FROM results WHERE status = 'valid'"
         ).fetchone()
     assert twice == [], "a node is credited once per unit"
-    assert per_unit == (UNITS,)
+    assert per_unit == (shape.units,)
     assert sum(n.verified_flops for n in done.nodes) == credited[0]
 
 
 @pytest.fixture(scope="module")
 def fault_free_sha(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The product of the same job with nothing broken."""
-    with _mesh(tmp_path_factory.mktemp("fault-free")) as reference:
+    return _fault_free(tmp_path_factory.mktemp("fault-free"), STANDARD)
+
+
+@pytest.fixture(scope="module")
+def long_fault_free_sha(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _fault_free(tmp_path_factory.mktemp("long-fault-free"), LONG)
+
+
+def _fault_free(root: Path, shape: JobShape) -> str:
+    with _mesh(root, shape) as reference:
         for index in range(len(USERS)):
             reference.start_node(index)
         done = _finish(reference)
@@ -206,6 +236,18 @@ def _freeze_holding(
             return
         thaw()
     raise AssertionError(f"node {index} never held a lease when frozen\n{mesh.logs()}")
+
+
+def _holding_checkpointed(mesh: Mesh, index: int) -> bool:
+    """Node ``index`` holds a lease of which the coordinator keeps a checkpoint."""
+    node_id = mesh.homes[index].state()["node_id"]
+    with sqlite3.connect(f"file:{mesh.database}?mode=ro", uri=True) as db:
+        (count,) = db.execute(
+            "SELECT count(*) FROM leases l JOIN unit_checkpoints c ON c.lease_id = l.lease_id "
+            "WHERE l.node_id = ? AND l.status = 'active'",
+            (node_id,),
+        ).fetchone()
+    return int(count) > 0
 
 
 def _progressed(view: JobView) -> bool:
@@ -282,3 +324,37 @@ def test_the_coordinator_killed_and_restarted_mid_job(mesh: Mesh, fault_free_sha
     _check_counted_once(mesh, done)
     assert all(node.poll() is None for node in mesh.nodes), mesh.logs()
     assert os.path.exists(mesh.database)
+
+
+def test_a_unit_lost_mid_way_resumes_from_its_checkpoint_on_another_node(
+    tmp_path: Path, long_fault_free_sha: str
+) -> None:
+    with _mesh(tmp_path, LONG) as mesh:
+        _resume_after_kill(mesh, long_fault_free_sha)
+
+
+def _resume_after_kill(mesh: Mesh, fault_free_sha: str) -> None:
+    victim = mesh.start_node(0)  # alone at first: the others join once it is gone
+    for _ in range(50):  # SIGKILL the node while it is half-way through a unit
+        wait_until(lambda: _holding_checkpointed(mesh, 0), 60, "a checkpoint of a held lease")
+        victim.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        if _holding_checkpointed(mesh, 0):
+            break
+        victim.send_signal(signal.SIGCONT)
+    else:
+        raise AssertionError("node 0 never held a checkpointed lease when stopped")
+    victim.kill()
+    victim.wait(timeout=10)
+    for index in (1, 2):
+        mesh.start_node(index)
+    done = _finish(mesh)
+    assert done.product_sha256 == fault_free_sha, "resumed work is bit for bit the same"
+    _check_counted_once(mesh, done)
+    with sqlite3.connect(f"file:{mesh.database}?mode=ro", uri=True) as db:
+        resumed = db.execute(
+            "SELECT l.lease_id, r.status FROM leases l JOIN results r ON r.lease_id = l.lease_id "
+            "WHERE l.resumed_from IS NOT NULL"
+        ).fetchall()
+    assert resumed, "another node finished a unit from the killed node's checkpoint"
+    assert {status for _, status in resumed} == {"valid"}

@@ -49,7 +49,7 @@ RESULT_FILE = "result.bin"
 CHECKPOINT_FILE = "checkpoint.bin"  # in/: the state to resume from; out/: the latest
 CHECKPOINT_INPUT = "checkpoint"  # the grant's input that names it
 CHECKPOINT_HEADER_BYTES = 28
-CHECKPOINT_POLL_S = 0.2
+CHECKPOINT_POLL_S = 0.05
 EVENTS_KEPT_MAX = 1000
 
 
