@@ -32,6 +32,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["mesh"])
 
 JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+LeaseIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 OCTET_STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {}}, "description": "Bytes"}
 }
@@ -177,7 +178,7 @@ def submit_results(
 
 @router.post("/leases/{lease_id}/checkpoint", status_code=204, responses=SIGNED_PROBLEM_RESPONSES)
 def submit_checkpoint(
-    lease_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    lease_id: LeaseIdPath,
     body: CheckpointUpload,
     signed: SignedRequestDep,
     ctx: ContextDep,
@@ -197,9 +198,7 @@ def submit_checkpoint(
     response_class=Response,
     responses={**PROBLEM_RESPONSES, **OCTET_STREAM},
 )
-def get_checkpoint(
-    lease_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], ctx: ContextDep
-) -> Response:
+def get_checkpoint(lease_id: LeaseIdPath, ctx: ContextDep) -> Response:
     """A kept checkpoint, byte for byte as the grant that resumes from it names it."""
     with ctx.read_uow() as uow:
         data = checkpoints.get_checkpoint(uow, lease_id)
@@ -208,7 +207,7 @@ def get_checkpoint(
 
 @router.post("/leases/{lease_id}/failure", status_code=204, responses=SIGNED_PROBLEM_RESPONSES)
 def report_failure(
-    lease_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    lease_id: LeaseIdPath,
     body: FailureReport,
     signed: SignedRequestDep,
     ctx: ContextDep,
