@@ -490,3 +490,16 @@ def test_a_lost_unit_resumes_from_its_signed_checkpoint_on_another_node(
     assert data == atlas.encode_unit_result(whole)
     acks = _submit_results(chunked_api, node_b, clock, [result_item(node_b, again, data)])
     assert acks.json()["acks"][0]["status"] == "accepted"
+    # the unit's history shows both leases and what became of each
+    history = chunked_api.get(f"/v1/jobs/{grant.job_id}/units/{grant.unit_id}").json()
+    assert history["status"] == "done"
+    assert history["canonical_lease_id"] == again.lease_id
+    assert [
+        (lease["node_id"], lease["status"], lease["resumed_from"], lease["result_status"])
+        for lease in history["leases"]
+    ] == [
+        (node_a.name, "expired", None, None),
+        (node_b.name, "completed", grant.lease_id, "valid"),
+    ]
+    unknown = chunked_api.get(f"/v1/jobs/{grant.job_id}/units/999999")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "mesh.unit_unknown")

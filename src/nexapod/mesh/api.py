@@ -24,6 +24,7 @@ from nexapod.protocol.v1 import (
     SubmitJobRequest,
     SubmitResultsRequest,
     SubmitResultsResponse,
+    UnitView,
 )
 from nexapod.registry.releases import require_node_released
 
@@ -69,6 +70,15 @@ def get_job(job_id: JobIdPath, ctx: ContextDep) -> JobView:
     """A job's progress: units done, leased and failed, FLOPs, and each node's share."""
     with ctx.read_uow() as uow:
         return service.get_job(uow, job_id)
+
+
+@router.get("/jobs/{job_id}/units/{unit_id}", responses=PROBLEM_RESPONSES)
+def get_unit(
+    job_id: JobIdPath, unit_id: Annotated[int, Path(ge=1, le=2**62)], ctx: ContextDep
+) -> UnitView:
+    """A unit's history: every lease, where it failed and why, and its results' fate."""
+    with ctx.read_uow() as uow:
+        return service.get_unit(uow, job_id, unit_id)
 
 
 @router.get("/jobs/{job_id}/records", responses=PROBLEM_RESPONSES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nexapod.errors import AuthError, MeshError, ProtocolError
 
 __all__ = [
+    "unit_unknown",
     "result_implausible",
     "runner_changed",
     "job_unknown",
@@ -170,3 +171,7 @@ def result_implausible(reason: str, item_index: int) -> MeshError:
         status=403,
         item_index=item_index,
     )
+
+
+def unit_unknown(job_id: str, unit_id: int) -> MeshError:
+    return MeshError("unit_unknown", f"job {job_id} has no unit {unit_id}", status=404)

@@ -49,6 +49,8 @@ from nexapod.protocol.v1 import (
     ResultItem,
     SubmitJobRequest,
     UnitFailure,
+    UnitLease,
+    UnitView,
 )
 from nexapod.registry import errors as registry_errors
 from nexapod.registry.store import BlacklistRow, NodeRow
@@ -65,6 +67,7 @@ __all__ = [
     "get_block",
     "get_job",
     "get_product",
+    "get_unit",
     "list_records",
     "lease_units",
     "list_jobs",
@@ -803,6 +806,50 @@ def list_records(
     ]
     next_cursor = records[-1].document.lease_id if len(rows) > size else None
     return ComputeRecordPage(job_id=job_id, records=records, next_cursor=next_cursor)
+
+
+UNIT_LEASES_SHOWN_MAX = 200
+
+
+def get_unit(uow: UnitOfWork, job_id: str, unit_id: int) -> UnitView:
+    """A unit's history: its leases (at most UNIT_LEASES_SHOWN_MAX, oldest first) and what
+    became of each, so a failed unit shows where and why it failed."""
+    session = uow.session
+    unit = session.get(UnitRow, unit_id)
+    if unit is None or unit.job_id != job_id:
+        raise errors.unit_unknown(job_id, unit_id)
+    rows = session.execute(
+        select(LeaseRow, ResultRow.status)
+        .outerjoin(ResultRow, ResultRow.lease_id == LeaseRow.lease_id)
+        .where(LeaseRow.unit_id == unit_id)
+        .order_by(LeaseRow.granted_at_ms, LeaseRow.lease_id)
+        .limit(UNIT_LEASES_SHOWN_MAX)
+    ).all()
+    return UnitView(
+        job_id=job_id,
+        unit_id=unit_id,
+        unit_index=unit.unit_index,
+        status=unit.status,
+        work_flops=unit.work_flops,
+        quorum=unit.quorum,
+        canonical_lease_id=unit.canonical_lease_id,
+        leases=[
+            UnitLease(
+                lease_id=lease.lease_id,
+                node_id=lease.node_id,
+                username=lease.username,
+                status=lease.status,
+                spot_check=lease.spot_check,
+                resumed_from=lease.resumed_from,
+                granted_at_ms=lease.granted_at_ms,
+                ended_at_ms=lease.ended_at_ms,
+                failure_code=lease.failure_code,
+                failure_detail=lease.failure_detail,
+                result_status=result_status,
+            )
+            for lease, result_status in rows
+        ],
+    )
 
 
 def get_job(uow: UnitOfWork, job_id: str) -> JobView:

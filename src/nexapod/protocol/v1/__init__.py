@@ -14,6 +14,8 @@ from nexapod.protocol.v1.jobs import (
     SubmitJobRequest,
     SyntheticDataset,
     UnitFailure,
+    UnitLease,
+    UnitView,
 )
 from nexapod.protocol.v1.leases import (
     CheckpointDocument,
@@ -65,6 +67,8 @@ PURPOSE_RESULT = "nexapod.result.v1"
 PURPOSE_CHECKPOINT = "nexapod.checkpoint.v1"
 
 __all__ = [
+    "UnitLease",
+    "UnitView",
     "PURPOSE_CHECKPOINT",
     "CheckpointDocument",
     "CheckpointUpload",

@@ -100,3 +100,32 @@ class SpectrumNeighbours(WireModel):
     job_id: str
     spectrum_index: int
     neighbours: list[NeighbourView]
+
+
+class UnitLease(WireModel):
+    """One lease of a unit, and what became of it."""
+
+    lease_id: str
+    node_id: str
+    username: str | None
+    status: str  # active | completed | expired | failed | revoked
+    spot_check: bool
+    resumed_from: str | None
+    granted_at_ms: int
+    ended_at_ms: int | None
+    failure_code: str | None
+    failure_detail: str | None
+    result_status: str | None  # valid | pending | invalid | forfeited | void, if any
+
+
+class UnitView(WireModel):
+    """A unit's history: every lease, its result's fate, and the unit's state now."""
+
+    job_id: str
+    unit_id: int
+    unit_index: int
+    status: str
+    work_flops: int
+    quorum: int
+    canonical_lease_id: str | None
+    leases: list[UnitLease]
