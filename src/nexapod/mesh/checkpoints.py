@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import b64decode, sha256_hex, verify_document
@@ -27,7 +27,7 @@ from nexapod.registry.store import BlacklistRow, NodeRow
 from nexapod.storage.uow import UnitOfWork
 from nexapod.workloads import atlas
 
-__all__ = ["get_checkpoint", "record_checkpoint", "resume_input"]
+__all__ = ["get_checkpoint", "record_checkpoint", "resume_inputs"]
 
 CHECKPOINT_NAME = "checkpoint"
 
@@ -116,32 +116,45 @@ def _decode(spec_json: str, data: bytes) -> atlas.Checkpoint:
     return atlas.decode_checkpoint(data, shape, k, chunk_rows)
 
 
-def resume_input(session: Session, unit_id: int) -> tuple[str, InputRef] | None:
-    """The furthest checkpoint of a lost lease of the unit (from a node not blacklisted),
-    as (its lease id, an input of the next grant), or None."""
+def resume_inputs(session: Session, unit_ids: list[int]) -> dict[int, tuple[str, InputRef]]:
+    """For each unit that has one, the furthest checkpoint of a lost lease (from a node
+    not blacklisted), as (its lease id, an input of the next grant). One query."""
+    if not unit_ids:
+        return {}
     listed = select(BlacklistRow.node_id).where(
         BlacklistRow.node_id.is_not(None), BlacklistRow.lifted_at_ms.is_(None)
     )
-    row = session.execute(
-        select(CheckpointRow.lease_id, CheckpointRow.sha256, CheckpointRow.data)
+    rows = session.execute(
+        select(
+            CheckpointRow.unit_id,
+            CheckpointRow.lease_id,
+            CheckpointRow.sha256,
+            func.length(CheckpointRow.data).label("size_bytes"),
+        )
         .join(LeaseRow, LeaseRow.lease_id == CheckpointRow.lease_id)
         .where(
-            CheckpointRow.unit_id == unit_id,
+            CheckpointRow.unit_id.in_(unit_ids),
             LeaseRow.status.in_(("expired", "failed")),
             CheckpointRow.node_id.not_in(listed),
         )
-        .order_by(CheckpointRow.rows_done.desc(), CheckpointRow.received_at_ms)
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    ref = InputRef(
-        name=CHECKPOINT_NAME,
-        path=f"/v1/checkpoints/{row.lease_id}",
-        sha256=row.sha256,
-        size_bytes=len(row.data),
-    )
-    return row.lease_id, ref
+        .order_by(
+            CheckpointRow.unit_id, CheckpointRow.rows_done.desc(), CheckpointRow.received_at_ms
+        )
+    ).all()
+    found: dict[int, tuple[str, InputRef]] = {}
+    for row in rows:
+        if row.unit_id in found:
+            continue  # the first of each unit is its furthest
+        found[row.unit_id] = (
+            row.lease_id,
+            InputRef(
+                name=CHECKPOINT_NAME,
+                path=f"/v1/checkpoints/{row.lease_id}",
+                sha256=row.sha256,
+                size_bytes=int(row.size_bytes),
+            ),
+        )
+    return found
 
 
 def get_checkpoint(uow: UnitOfWork, lease_id: str) -> bytes:

@@ -290,11 +290,7 @@ def lease_units(
     if spot is not None and len(regular) >= count:
         regular.pop()
     units = regular if spot is None else [*regular, spot]
-    resumes = {
-        unit.unit_id: found
-        for unit in regular
-        if (found := checkpoints.resume_input(session, unit.unit_id)) is not None
-    }
+    resumes = checkpoints.resume_inputs(session, [unit.unit_id for unit in regular])
     leases = [
         {
             "lease_id": secrets.token_hex(16),
