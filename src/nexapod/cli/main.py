@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nexapod.cli import admin, coordinator, job, ledger, node, release
+from nexapod.cli import admin, coordinator, job, ledger, node, release, rewards
 from nexapod.cli.demo import demo
 
 __all__ = ["app"]
@@ -20,5 +20,6 @@ app.add_typer(node.app, name="node")
 app.add_typer(job.app, name="job")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(admin.app, name="admin")
+app.add_typer(rewards.app, name="rewards")
 app.add_typer(release.app, name="release")
 app.command("demo")(demo)

@@ -1,0 +1,21 @@
+"""The economic policy file and the pure reward arithmetic (ECONOMICS.md)."""
+
+from nexapod.policy._policy import (
+    POLICY_BYTES_MAX,
+    Policy,
+    PolicyError,
+    default_policy,
+    load_policy,
+)
+from nexapod.policy._rewards import DIGITS, RewardQuote, quote
+
+__all__ = [
+    "DIGITS",
+    "POLICY_BYTES_MAX",
+    "Policy",
+    "PolicyError",
+    "RewardQuote",
+    "default_policy",
+    "load_policy",
+    "quote",
+]
