@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # every checkpoint_interval_s at most, and a lost unit resumes from it elsewhere.
     checkpoint_chunk_rows: int = Field(1536, ge=0, le=1_000_000, multiple_of=96)
     checkpoint_bytes_max: int = Field(64 * MIB, ge=1024, le=512 * MIB)
+    # The economic policy (docs/policy.md): a TOML file of every number; None: built-in.
+    policy_file: Path | None = None
     # Tampering blacklists the node and its machine; and its user too when this is true.
     blacklist_user_on_tampering: bool = True
     # The ledger's log (docs/ledger.md): its origin line, the checkpoint key, how often

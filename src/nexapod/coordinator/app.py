@@ -20,6 +20,7 @@ from nexapod.ledger.api import router as ledger_router
 from nexapod.ledger.log_api import router as ledger_log_router
 from nexapod.ledger.log_key import ensure_log_key, load_log_identity
 from nexapod.mesh.api import router as mesh_router
+from nexapod.policy import load_policy
 from nexapod.registry.api import router as registry_router
 from nexapod.registry.releases_api import router as releases_router
 from nexapod.settings import Settings
@@ -49,9 +50,11 @@ def create_app(
         migrate_to_head(engine)
     key_file = settings.resolved_ledger_log_key_file()
     ensure_log_key(key_file)
+    load_policy(settings.policy_file)  # a bad policy stops the start, naming the key
+    uow_factory = unit_of_work_factory(engine)
     ctx = Context(
         settings=settings,
-        uow_factory=unit_of_work_factory(engine),
+        uow_factory=uow_factory,
         read_uow_factory=unit_of_work_factory(engine, read_only=True),
         limits=mesh_limits(settings),
         log=load_log_identity(key_file, settings.ledger_log_origin),

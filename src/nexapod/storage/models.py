@@ -3,7 +3,15 @@
 from nexapod.ledger import store as ledger_store
 from nexapod.ledger import tile_store as ledger_tile_store
 from nexapod.mesh import store as mesh_store
+from nexapod.policy import store as policy_store
 from nexapod.registry import store as registry_store
 from nexapod.storage.base import Base
 
-__all__ = ["Base", "ledger_store", "ledger_tile_store", "mesh_store", "registry_store"]
+__all__ = [
+    "Base",
+    "ledger_store",
+    "ledger_tile_store",
+    "mesh_store",
+    "policy_store",
+    "registry_store",
+]
