@@ -32,8 +32,13 @@ def clock() -> Clock:
 @pytest.fixture
 def quorum_api(settings: Settings, clock: Clock) -> Iterator[TestClient]:
     """Replication on (quorum 2) and every result checked (nobody is trusted yet)."""
+    yield from _api(settings, clock, validation_quorum=2)
+
+
+def _api(settings: Settings, clock: Clock, **overrides: Any) -> Iterator[TestClient]:
+    """The coordinator in-process on the test clock, with 30-60 s leases and ``overrides``."""
     app = create_app(
-        settings.with_overrides(validation_quorum=2, lease_s_min=30, lease_s_max=60),
+        settings.with_overrides(lease_s_min=30, lease_s_max=60, **overrides),
         clock_ms=clock,
         run_maintenance=False,
     )
@@ -267,19 +272,13 @@ def test_a_lifted_entry_lets_the_node_back_and_is_logged(
 @pytest.fixture
 def spot_api(settings: Settings, clock: Clock) -> Iterator[TestClient]:
     """Trusted after one valid result, and a spot check on every lease request."""
-    app = create_app(
-        settings.with_overrides(
-            validation_quorum=2,
-            validation_trusted_after_valid=1,
-            validation_spot_check_ppm=1_000_000,
-            lease_s_min=30,
-            lease_s_max=60,
-        ),
-        clock_ms=clock,
-        run_maintenance=False,
+    yield from _api(
+        settings,
+        clock,
+        validation_quorum=2,
+        validation_trusted_after_valid=1,
+        validation_spot_check_ppm=1_000_000,
     )
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
 
 
 def _agree_on_one_unit(
@@ -375,13 +374,7 @@ def test_signed_compute_records_verify_with_the_nodes_keys_page_by_page(
 @pytest.fixture
 def chunked_api(settings: Settings, clock: Clock) -> Iterator[TestClient]:
     """Off-diagonal units taller than 96 rows are computed in 96-row chunks."""
-    app = create_app(
-        settings.with_overrides(checkpoint_chunk_rows=96, lease_s_min=30, lease_s_max=60),
-        clock_ms=clock,
-        run_maintenance=False,
-    )
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+    yield from _api(settings, clock, checkpoint_chunk_rows=96)
 
 
 CHUNKED_JOB = {

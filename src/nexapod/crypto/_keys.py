@@ -31,8 +31,10 @@ from nexapod.crypto._canonical import sha256_hex
 __all__ = [
     "PUBLIC_KEY_BYTES",
     "SIGNATURE_BYTES",
+    "Base64TooLargeError",
     "SigningKey",
     "b64decode",
+    "b64decode_at_most",
     "b64encode",
     "key_id",
     "load_public_key",
@@ -80,6 +82,28 @@ def b64decode(text: str, *, length_max: int = 1 << 26) -> bytes:
         raise ValueError("not unpadded URL-safe base64") from exc
     if remainder and _URLSAFE_VALUES[raw[-1]] & _UNUSED_BITS[remainder]:
         raise ValueError("non-canonical base64")
+    return data
+
+
+class Base64TooLargeError(ValueError):
+    """Base64 text that decodes (or would decode) to more bytes than allowed."""
+
+    def __init__(self, size_bytes: int, bytes_max: int) -> None:
+        super().__init__(f"{size_bytes} bytes, more than {bytes_max}")
+        self.size_bytes = size_bytes
+        self.bytes_max = bytes_max
+
+
+def b64decode_at_most(text: str, bytes_max: int) -> bytes:
+    """:func:`b64decode` of an upload of at most ``bytes_max`` bytes. Raises
+    :class:`Base64TooLargeError` before decoding text too long to fit, or ``ValueError``."""
+    assert bytes_max >= 0
+    chars_max = (bytes_max * 4) // 3 + 4
+    if len(text) > chars_max:
+        raise Base64TooLargeError(len(text) * 3 // 4, bytes_max)
+    data = b64decode(text, length_max=chars_max)
+    if len(data) > bytes_max:
+        raise Base64TooLargeError(len(data), bytes_max)
     return data
 
 

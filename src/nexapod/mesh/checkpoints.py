@@ -17,13 +17,14 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nexapod.crypto import b64decode, sha256_hex, verify_document
+from nexapod.crypto import Base64TooLargeError, b64decode_at_most, sha256_hex, verify_document
 from nexapod.errors import AuthError, MeshError, ProtocolError, WorkloadError
 from nexapod.mesh import errors
 from nexapod.mesh.store import CheckpointRow, LeaseRow, UnitRow
 from nexapod.protocol.v1 import PURPOSE_CHECKPOINT, CheckpointUpload, InputRef
+from nexapod.registry import blacklist
 from nexapod.registry import errors as registry_errors
-from nexapod.registry.store import BlacklistRow, NodeRow
+from nexapod.registry.store import NodeRow
 from nexapod.storage.uow import UnitOfWork
 from nexapod.workloads import atlas
 
@@ -67,13 +68,12 @@ def record_checkpoint(
         )
     if document.runner_tree_hash != node.runner_tree_hash:
         raise errors.runner_changed(node.runner_tree_hash, document.runner_tree_hash, 0)
-    chars_max = (bytes_max * 4) // 3 + 4
-    if len(upload.checkpoint_b64) > chars_max:
+    try:
+        data = b64decode_at_most(upload.checkpoint_b64, bytes_max)
+    except Base64TooLargeError as exc:
         raise ProtocolError(
             "checkpoint_too_large", f"a checkpoint is at most {bytes_max} bytes", status=413
-        )
-    try:
-        data = b64decode(upload.checkpoint_b64, length_max=chars_max)
+        ) from exc
     except ValueError as exc:
         raise ProtocolError(
             "checkpoint_encoding", "checkpoint_b64 is not base64", status=422
@@ -121,9 +121,6 @@ def resume_inputs(session: Session, unit_ids: list[int]) -> dict[int, tuple[str,
     not blacklisted), as (its lease id, an input of the next grant). One query."""
     if not unit_ids:
         return {}
-    listed = select(BlacklistRow.node_id).where(
-        BlacklistRow.node_id.is_not(None), BlacklistRow.lifted_at_ms.is_(None)
-    )
     rows = session.execute(
         select(
             CheckpointRow.unit_id,
@@ -135,7 +132,7 @@ def resume_inputs(session: Session, unit_ids: list[int]) -> dict[int, tuple[str,
         .where(
             CheckpointRow.unit_id.in_(unit_ids),
             LeaseRow.status.in_(("expired", "failed")),
-            CheckpointRow.node_id.not_in(listed),
+            CheckpointRow.node_id.not_in(blacklist.listed_node_ids()),
         )
         .order_by(
             CheckpointRow.unit_id, CheckpointRow.rows_done.desc(), CheckpointRow.received_at_ms

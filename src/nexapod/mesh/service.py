@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Row, Select, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from nexapod.crypto import b64decode, sha256_hex, verify_document
+from nexapod.crypto import Base64TooLargeError, b64decode_at_most, sha256_hex, verify_document
 from nexapod.mesh import atlas_jobs, checkpoints, errors
 from nexapod.mesh.rules import LeaseTiming, lease_duration_s, unit_status_after_lost_lease
 from nexapod.mesh.store import (
@@ -52,8 +52,9 @@ from nexapod.protocol.v1 import (
     UnitLease,
     UnitView,
 )
+from nexapod.registry import blacklist
 from nexapod.registry import errors as registry_errors
-from nexapod.registry.store import BlacklistRow, NodeRow
+from nexapod.registry.store import NodeRow
 from nexapod.storage.uow import UnitOfWork
 
 __all__ = [
@@ -224,11 +225,7 @@ def _release_unit(uow: UnitOfWork, unit_id: int, attempts_max: int) -> None:
         select(func.count()).where(
             LeaseRow.unit_id == unit_id,
             LeaseRow.status.in_(("expired", "failed")),
-            LeaseRow.node_id.not_in(
-                select(BlacklistRow.node_id).where(
-                    BlacklistRow.node_id.is_not(None), BlacklistRow.lifted_at_ms.is_(None)
-                )
-            ),
+            LeaseRow.node_id.not_in(blacklist.listed_node_ids()),
         )
     )
     unit.status = unit_status_after_lost_lease(int(lost or 0), attempts_max)
@@ -674,16 +671,12 @@ def _store_new_results(
 
 
 def _decode_result_bytes(text: str, size_bytes_max: int, index: int) -> bytes:
-    chars_max = (size_bytes_max * 4) // 3 + 4
-    if len(text) > chars_max:
-        raise errors.result_too_large(len(text) * 3 // 4, size_bytes_max, index)
     try:
-        data = b64decode(text, length_max=chars_max)
+        return b64decode_at_most(text, size_bytes_max)
+    except Base64TooLargeError as exc:
+        raise errors.result_too_large(exc.size_bytes, size_bytes_max, index) from exc
     except ValueError as exc:
         raise errors.result_encoding(index) from exc
-    if len(data) > size_bytes_max:
-        raise errors.result_too_large(len(data), size_bytes_max, index)
-    return data
 
 
 def report_failure(

@@ -146,16 +146,21 @@ def settle_first_results(
     for unit_id, _ in fast:
         by_job.setdefault(units[unit_id].job_id, []).append(units[unit_id].work_flops)
     for job_id, flops in sorted(by_job.items()):
-        job = session.get(JobRow, job_id, with_for_update=NO_KEY_UPDATE, populate_existing=True)
-        assert job is not None
-        job.units_done += len(flops)
-        job.work_flops_done = job.work_flops_done + sum(flops)
-        assert job.units_done <= job.units_total, "a unit is counted once"
-        if job.units_done == job.units_total and job.status == "running":
-            job.status = "merging"
+        _count_done(session, job_id, flops)
     trust.valid_streak += len(fast)
     trust.valid_total += len(fast)
     return {unit_id for unit_id, _ in fast}
+
+
+def _count_done(session: Session, job_id: str, units_work_flops: list[int]) -> None:
+    """Count newly valid units in their job; its last one makes the job ready to merge."""
+    job = session.get(JobRow, job_id, with_for_update=NO_KEY_UPDATE, populate_existing=True)
+    assert job is not None
+    job.units_done += len(units_work_flops)
+    job.work_flops_done = job.work_flops_done + sum(units_work_flops)
+    assert job.units_done <= job.units_total, "a unit is counted once"
+    if job.units_done == job.units_total and job.status == "running":
+        job.status = "merging"
 
 
 def settle_unit(
@@ -217,13 +222,7 @@ def settle_unit(
     unit.status = "done"
     unit.canonical_lease_id = resolution.valid[0]
     unit.done_by_node_id = node_of[resolution.valid[0]]
-    job = session.get(JobRow, unit.job_id, with_for_update=NO_KEY_UPDATE, populate_existing=True)
-    assert job is not None
-    job.units_done += 1
-    job.work_flops_done = job.work_flops_done + unit.work_flops
-    assert job.units_done <= job.units_total, "a unit is counted once"
-    if job.units_done == job.units_total and job.status == "running":
-        job.status = "merging"
+    _count_done(session, unit.job_id, [unit.work_flops])
     for lease_id in resolution.valid:
         trust = trust_of(session, node_of[lease_id])
         trust.valid_streak = streak_after(trust.valid_streak, valid=True)

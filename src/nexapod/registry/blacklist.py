@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import canonical_json, canonical_sha256_hex
@@ -31,6 +31,7 @@ __all__ = [
     "get_entry",
     "lift_entry",
     "list_entries",
+    "listed_node_ids",
     "list_node",
 ]
 
@@ -83,6 +84,13 @@ def active_entry(
         .order_by(BlacklistRow.entry_id)
         .limit(1)
     ).first()
+
+
+def listed_node_ids() -> Select[str | None]:
+    """The ids of nodes with an active entry, as a subquery (``.not_in(listed_node_ids())``)."""
+    return select(BlacklistRow.node_id).where(
+        BlacklistRow.node_id.is_not(None), BlacklistRow.lifted_at_ms.is_(None)
+    )
 
 
 def list_node(
