@@ -131,7 +131,7 @@ class ResultRow(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     # pending (awaiting its quorum) | valid (credited) | invalid | forfeited (blacklisted)
     status: Mapped[str] = mapped_column(String(16), server_default="valid")
-    validated_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    validated_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
 
 
 class CheckpointRow(Base):
