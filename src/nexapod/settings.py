@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     checkpoint_bytes_max: int = Field(64 * MIB, ge=1024, le=512 * MIB)
     # The economic policy (docs/policy.md): a TOML file of every number; None: built-in.
     policy_file: Path | None = None
+    # The pool manager (docs/pools.md): how often it runs, when an idle hot node leaves
+    # hot, when a hot node that let a lease lapse counts as lost; whether closed reward
+    # epochs are settled automatically (else `nexapod rewards settle`).
+    pools_manage_interval_s: float = Field(5.0, ge=0.1, le=3600.0)
+    pool_idle_s: int = Field(300, ge=1, le=7 * 86_400)
+    pool_lost_s: int = Field(120, ge=1, le=7 * 86_400)
+    rewards_settle_auto: bool = True
     # Tampering blacklists the node and its machine; and its user too when this is true.
     blacklist_user_on_tampering: bool = True
     # The ledger's log (docs/ledger.md): its origin line, the checkpoint key, how often

@@ -50,15 +50,16 @@ def create_app(
         migrate_to_head(engine)
     key_file = settings.resolved_ledger_log_key_file()
     ensure_log_key(key_file)
-    load_policy(settings.policy_file)  # a bad policy stops the start, naming the key
+    policy = load_policy(settings.policy_file)  # a bad policy stops the start, naming the key
     uow_factory = unit_of_work_factory(engine)
     ctx = Context(
         settings=settings,
         uow_factory=uow_factory,
         read_uow_factory=unit_of_work_factory(engine, read_only=True),
-        limits=mesh_limits(settings),
+        limits=mesh_limits(settings, policy),
         log=load_log_identity(key_file, settings.ledger_log_origin),
         releases=release_policy(settings),
+        policy=policy,
         clock_ms=clock_ms,
     )
 

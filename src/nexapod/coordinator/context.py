@@ -14,6 +14,7 @@ from nexapod.ledger.integrator import LogIdentity
 from nexapod.mesh.rules import LeaseTiming
 from nexapod.mesh.service import MeshLimits
 from nexapod.mesh.validation import ValidationPolicy
+from nexapod.policy import Policy, load_policy
 from nexapod.registry.releases import ReleasePolicy
 from nexapod.settings import Settings
 from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
@@ -35,9 +36,11 @@ class Context:
     limits: MeshLimits
     log: LogIdentity
     releases: ReleasePolicy
+    policy: Policy
     clock_ms: Callable[[], int] = system_clock_ms
     jobs_to_merge: threading.Event = field(default_factory=threading.Event)
     entries_to_integrate: threading.Event = field(default_factory=threading.Event)
+    pools_due_at_ms: int = 0  # when the maintenance loop next runs the pool manager
 
     def uow(self) -> UnitOfWork:
         return self.uow_factory()
@@ -46,7 +49,8 @@ class Context:
         return self.read_uow_factory()
 
 
-def mesh_limits(settings: Settings) -> MeshLimits:
+def mesh_limits(settings: Settings, policy: Policy | None = None) -> MeshLimits:
+    """The mesh's limits; with the economic policy, the pool gate on leases is on."""
     return MeshLimits(
         timing=LeaseTiming(settings.lease_s_min, settings.lease_s_max, settings.lease_slack_factor),
         leases_per_request_max=settings.leases_per_request_max,
@@ -67,6 +71,7 @@ def mesh_limits(settings: Settings) -> MeshLimits:
         blacklist_user_on_tampering=settings.blacklist_user_on_tampering,
         checkpoint_chunk_rows=settings.checkpoint_chunk_rows,
         checkpoint_bytes_max=settings.checkpoint_bytes_max,
+        pool_policy=policy if policy is not None else load_policy(settings.policy_file),
     )
 
 

@@ -21,6 +21,8 @@ from nexapod.ledger.tile_store import StoredCheckpoint
 from nexapod.logs import log_event
 from nexapod.mesh import service as mesh
 from nexapod.mesh.store import JobRow
+from nexapod.pools.membership import manage_pools
+from nexapod.pools.settling import settle_due_epochs
 from nexapod.registry import service as registry
 
 __all__ = ["CheckpointLoop", "MaintenanceLoop", "integrate_log_once", "run_maintenance_once"]
@@ -50,6 +52,7 @@ def run_maintenance_once(ctx: Context) -> int:
                 select(JobRow.job_id).where(JobRow.status == "merging").limit(MERGES_PER_PASS_MAX)
             )
         )
+    _manage_pools(ctx, now_ms)
     merged = 0
     for job_id in job_ids:
         try:
@@ -59,6 +62,36 @@ def run_maintenance_once(ctx: Context) -> int:
         except IntegrityError:  # another coordinator merged it first
             continue
     return merged
+
+
+def _manage_pools(ctx: Context, now_ms: int) -> None:
+    """The pool manager every ``pools_manage_interval_s``; closed epochs settled as they close."""
+    if now_ms < ctx.pools_due_at_ms:
+        return
+    ctx.pools_due_at_ms = now_ms + int(ctx.settings.pools_manage_interval_s * 1000)
+    with ctx.uow() as uow:
+        moves = manage_pools(
+            uow.session,
+            ctx.policy,
+            now_ms,
+            idle_s=ctx.settings.pool_idle_s,
+            lost_s=ctx.settings.pool_lost_s,
+        )
+        uow.commit()
+    if moves:
+        log_event(logger, "pools.moved", count=len(moves))
+        ctx.entries_to_integrate.set()
+    if ctx.settings.rewards_settle_auto:
+        for report in settle_due_epochs(ctx.uow_factory, ctx.policy, now_ms):
+            if report.settled_now:
+                log_event(
+                    logger,
+                    "rewards.settled",
+                    epoch=report.epoch_index,
+                    nodes=report.nodes_paid,
+                    usdc_shortfall_micro=str(report.usdc_shortfall_micro),
+                )
+                ctx.entries_to_integrate.set()
 
 
 class MaintenanceLoop:

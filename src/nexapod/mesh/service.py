@@ -52,6 +52,9 @@ from nexapod.protocol.v1 import (
     UnitLease,
     UnitView,
 )
+from nexapod.policy import Policy
+from nexapod.pools.membership import gate_for_lease
+from nexapod.pools.store import PoolMemberRow
 from nexapod.registry import blacklist
 from nexapod.registry import errors as registry_errors
 from nexapod.registry.store import NodeRow
@@ -100,6 +103,7 @@ class MeshLimits:
     blacklist_user_on_tampering: bool = True
     checkpoint_chunk_rows: int = 0
     checkpoint_bytes_max: int = 64 << 20
+    pool_policy: Policy | None = None  # None: no pool gate (every node may work)
 
 
 def plan_job(request: SubmitJobRequest, limits: MeshLimits) -> atlas_jobs.JobPlan:
@@ -252,10 +256,20 @@ def lease_units(
     node = session.get(NodeRow, node_id)
     if node is None:
         raise registry_errors.node_unknown(node_id)
+    expire_overdue_leases(uow, now_ms, limits.unit_attempts_max)
+    pool: tuple[str, str] | None = None
+    if limits.pool_policy is not None:
+        pool = _pool_of(session, node_id)
+        if pool is None or pool[0] not in ("hot", "institutional"):
+            gated = _pool_gate(session, node, pool, now_ms, limits.pool_policy)
+            if gated is not None:
+                node.last_seen_at_ms = now_ms
+                uow.commit()
+                return gated
+            pool = _pool_of(session, node_id)
     node.last_seen_at_ms = now_ms
     capacity_flops_per_s = node.capacity_flops_per_s
     username = node.username
-    expire_overdue_leases(uow, now_ms, limits.unit_attempts_max)
     count = min(units_max, limits.leases_per_request_max)
     query = (
         _grantable()
@@ -349,7 +363,47 @@ def lease_units(
         )
         for unit, lease in zip(units, leases, strict=True)
     ]
-    return LeaseResponse(leases=grants, retry_after_s=0 if grants else RETRY_AFTER_IDLE_S)
+    return LeaseResponse(
+        leases=grants,
+        retry_after_s=0 if grants else RETRY_AFTER_IDLE_S,
+        pool=None if pool is None else pool[0],
+        pool_reason=None if pool is None else pool[1],
+    )
+
+
+def _pool_gate(
+    session: Session, node: NodeRow, current: tuple[str, str] | None, now_ms: int, policy: Policy
+) -> LeaseResponse | None:
+    """The empty answer for a node that may not work now; None when it may ask for units.
+
+    A node outside hot is admitted only when there is work to do, so idle polling
+    does not make it flap between pools.
+    """
+    if current is None or current[0] != "cold":
+        work_waiting = session.scalar(
+            select(UnitRow.unit_id)
+            .join(JobRow, JobRow.job_id == UnitRow.job_id)
+            .where(UnitRow.status == "queued", JobRow.status == "running")
+            .limit(1)
+        )
+        if work_waiting is None:
+            pool, reason = current or ("none", "idle")
+            return LeaseResponse(
+                leases=[], retry_after_s=RETRY_AFTER_IDLE_S, pool=pool, pool_reason=reason
+            )
+    gate = gate_for_lease(session, node, now_ms, policy)
+    if gate.may_work:
+        return None
+    return LeaseResponse(
+        leases=[], retry_after_s=RETRY_AFTER_IDLE_S, pool=gate.pool, pool_reason=gate.reason
+    )
+
+
+def _pool_of(session: Session, node_id: str) -> tuple[str, str] | None:
+    row = session.execute(
+        select(PoolMemberRow.pool, PoolMemberRow.reason).where(PoolMemberRow.node_id == node_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def _grantable() -> Select[int, str, int, str, str, str]:

@@ -28,6 +28,7 @@ from nexapod.mesh.validation import (
     resolve,
     streak_after,
 )
+from nexapod.pools.settling import paid_until_ms
 from nexapod.registry import blacklist
 from nexapod.registry.store import NodeRow
 
@@ -315,9 +316,14 @@ def catch_node(session: Session, caught: Caught, now_ms: int, *, include_user: b
     trust.valid_streak = streak_after(trust.valid_streak, valid=False)
     trust.invalid_total += 1
     _revoke_leases(session, caught.node_id, now_ms)
+    paid_until = paid_until_ms(session)  # work in settled epochs was paid: it stays paid
     forfeited = session.execute(
         update(ResultRow)
-        .where(ResultRow.node_id == caught.node_id, ResultRow.status.in_(OPEN_RESULT_STATUSES))
+        .where(
+            ResultRow.node_id == caught.node_id,
+            ResultRow.status.in_(OPEN_RESULT_STATUSES),
+            (ResultRow.status == "pending") | (ResultRow.validated_at_ms >= paid_until),
+        )
         .values(status="forfeited", validated_at_ms=now_ms)
         .returning(ResultRow.lease_id, ResultRow.unit_id)
     ).all()

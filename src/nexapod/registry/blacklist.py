@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from nexapod.crypto import canonical_json, canonical_sha256_hex
 from nexapod.ledger import log_store
+from nexapod.pools.membership import remove_from_pools
 from nexapod.registry import errors
 from nexapod.registry.store import BlacklistRow, NodeRow
 from nexapod.storage.uow import UnitOfWork
@@ -135,6 +136,10 @@ def list_node(
     )
     session.add(row)
     session.flush()
+    leaving = [node_id]
+    if username is not None:
+        leaving = list(session.scalars(select(NodeRow.node_id).where(NodeRow.username == username)))
+    remove_from_pools(session, leaving, now_ms)
     return row
 
 

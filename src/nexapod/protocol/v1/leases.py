@@ -53,6 +53,8 @@ class LeaseGrant(WireModel):
 class LeaseResponse(WireModel):
     leases: list[LeaseGrant]
     retry_after_s: int
+    pool: str | None = None  # the node's pool (hot, warm, cold, institutional, none)
+    pool_reason: str | None = None  # why it is there (share_cap: parked in warm by the cap)
 
 
 class ResultDocument(WireModel):

@@ -1,0 +1,346 @@
+"""Pool membership in the database: read the pool, apply moves, gate leases, manage.
+
+Every move is one ``pool_transition`` entry in the ledger's log, written in the same
+transaction as the membership row it changes and its ``pool_transitions`` history row,
+so a node's pool history can be proven from the log alone. The decisions themselves
+are the pure functions of :mod:`nexapod.pools.rules`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from nexapod.ledger import log_store
+from nexapod.mesh.store import JobRow, LeaseRow
+from nexapod.policy import Policy
+from nexapod.pools import rules
+from nexapod.pools.rules import Member, Move
+from nexapod.pools.store import EntitlementRow, InstitutionRow, PoolMemberRow, PoolTransitionRow
+from nexapod.registry.store import NodeRow
+
+__all__ = [
+    "ENTITLEMENT_KINDS",
+    "MEMBERS_MAX",
+    "Gate",
+    "apply_moves",
+    "disrupted",
+    "gate_for_lease",
+    "grant_entitlements",
+    "institutional_map",
+    "load_members",
+    "manage_pools",
+    "remove_from_pools",
+]
+
+MEMBERS_MAX = 1_000_000
+ENTITLEMENT_KINDS = ("unlimited", "early_access")
+_WORKING_POOLS = ("hot", "institutional")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether a node that asks for work may have it, and the pool it is in."""
+
+    may_work: bool
+    pool: str
+    reason: str
+
+
+def _member(row: PoolMemberRow, capacity: int) -> Member:
+    return Member(
+        node_id=row.node_id,
+        username=row.username,
+        pool=row.pool,  # type: ignore[arg-type]
+        capacity_flops_per_s=capacity,
+        since_ms=row.since_ms,
+        warm_opt_in=row.warm_opt_in,
+        cold_opt_in=row.cold_opt_in,
+        promoted=row.promoted,
+    )
+
+
+def load_members(session: Session) -> list[Member]:
+    """Every node with a membership row (a node without one is idle in no pool)."""
+    rows = session.execute(
+        select(PoolMemberRow, NodeRow.capacity_flops_per_s)
+        .join(NodeRow, NodeRow.node_id == PoolMemberRow.node_id)
+        .order_by(PoolMemberRow.node_id)
+        .limit(MEMBERS_MAX + 1)
+    ).all()
+    assert len(rows) <= MEMBERS_MAX, "the pool manager reads the pool in one piece"
+    return [_member(row, int(capacity)) for row, capacity in rows]
+
+
+def _idle_member(node: NodeRow, now_ms: int) -> Member:
+    return Member(node.node_id, node.username, "none", int(node.capacity_flops_per_s), now_ms)
+
+
+def institutional_map(session: Session, policy: Policy, usernames: Iterable[str]) -> dict[str, str]:
+    """Which of these users belong in the institutional pool, and why."""
+    wanted = sorted(set(usernames))
+    if not wanted:
+        return {}
+    institutions = session.scalars(
+        select(InstitutionRow.username).where(InstitutionRow.username.in_(wanted))
+    ).all()
+    nodes = session.execute(
+        select(NodeRow.username, NodeRow.capacity_flops_per_s).where(NodeRow.username.in_(wanted))
+    ).all()
+    members = [Member(f"n{i}", user, "none", int(cap), 0) for i, (user, cap) in enumerate(nodes)]
+    return rules.institutional_users(members, institutions, policy)
+
+
+def apply_moves(
+    session: Session, moves: Sequence[Move], usernames: dict[str, str], now_ms: int
+) -> None:
+    """Write ``moves``: membership rows, history rows and one log entry each."""
+    if not moves:
+        return
+    assert len(moves) <= rules.MOVES_PER_PLAN_MAX
+    bodies = [
+        {
+            "node_id": move.node_id,
+            "username": usernames[move.node_id],
+            "from": move.from_pool,
+            "to": move.to_pool,
+            "reason": move.reason,
+            "at_ms": now_ms,
+        }
+        for move in moves
+    ]
+    first_index = log_store.append_entries(session, "pool_transition", bodies)
+    existing = set(
+        session.scalars(
+            select(PoolMemberRow.node_id).where(
+                PoolMemberRow.node_id.in_([move.node_id for move in moves])
+            )
+        )
+    )
+    for offset, move in enumerate(moves):
+        log_index = first_index + offset
+        if move.node_id in existing:
+            moved = session.execute(
+                update(PoolMemberRow)
+                .where(PoolMemberRow.node_id == move.node_id, PoolMemberRow.pool == move.from_pool)
+                .values(
+                    pool=move.to_pool,
+                    reason=move.reason,
+                    since_ms=now_ms,
+                    promoted=move.promoted,
+                    log_index=log_index,
+                )
+            )
+            assert moved.rowcount == 1, f"{move.node_id} was in {move.from_pool}"  # type: ignore[attr-defined]
+        else:
+            assert move.from_pool == "none", "a node without a row is in no pool"
+            session.add(
+                PoolMemberRow(
+                    node_id=move.node_id,
+                    username=usernames[move.node_id],
+                    pool=move.to_pool,
+                    reason=move.reason,
+                    since_ms=now_ms,
+                    warm_opt_in=False,
+                    cold_opt_in=False,
+                    promoted=move.promoted,
+                    log_index=log_index,
+                )
+            )
+            existing.add(move.node_id)
+        session.add(
+            PoolTransitionRow(
+                node_id=move.node_id,
+                from_pool=move.from_pool,
+                to_pool=move.to_pool,
+                reason=move.reason,
+                at_ms=now_ms,
+                log_index=log_index,
+            )
+        )
+    session.flush()
+    institutional = {usernames[m.node_id]: m.reason for m in moves if m.to_pool == "institutional"}
+    grant_entitlements(session, institutional, now_ms)
+
+
+def grant_entitlements(session: Session, reasons: dict[str, str], now_ms: int) -> None:
+    """Atlas++ access for institutional users (unlimited, early access), once each, logged."""
+    if not reasons:
+        return
+    held = set(
+        session.execute(
+            select(EntitlementRow.username, EntitlementRow.kind).where(
+                EntitlementRow.username.in_(sorted(reasons))
+            )
+        ).tuples()
+    )
+    grants = [
+        (username, kind)
+        for username in sorted(reasons)
+        for kind in ENTITLEMENT_KINDS
+        if (username, kind) not in held
+    ]
+    if not grants:
+        return
+    bodies = [
+        {"username": u, "entitlement": k, "reason": reasons[u], "at_ms": now_ms} for u, k in grants
+    ]
+    first_index = log_store.append_entries(session, "atlas_entitlement", bodies)
+    for offset, (username, kind) in enumerate(grants):
+        session.add(
+            EntitlementRow(
+                username=username,
+                kind=kind,
+                reason=reasons[username],
+                granted_at_ms=now_ms,
+                log_index=first_index + offset,
+            )
+        )
+
+
+def gate_for_lease(session: Session, node: NodeRow, now_ms: int, policy: Policy) -> Gate:
+    """Admit a node that asks for work, or say why it gets none.
+
+    Hot and institutional nodes work; a cold node waits for a disruption; anyone else
+    is admitted to hot unless its user would pass the share cap, in which case it is
+    parked in warm with the reason (logged once, not at every poll).
+    """
+    row = session.get(PoolMemberRow, node.node_id)
+    if row is not None and row.pool in _WORKING_POOLS:
+        return Gate(True, row.pool, row.reason)
+    if row is not None and row.pool == "cold":
+        return Gate(False, "cold", row.reason)
+    log_store.lock_log(session)  # admissions one at a time: the cap is checked on a still pool
+    members = load_members(session)
+    by_id = {m.node_id: m for m in members}
+    candidate = by_id.get(node.node_id) or _idle_member(node, now_ms)
+    institutional = institutional_map(session, policy, [node.username])
+    move = rules.admit(candidate, members, institutional, policy)
+    if move is None:
+        assert candidate.pool == "warm", "only a node parked for the cap stays put"
+        return Gate(False, candidate.pool, row.reason if row is not None else "share_cap")
+    apply_moves(session, [move], {node.node_id: node.username}, now_ms)
+    return Gate(move.to_pool in _WORKING_POOLS, move.to_pool, move.reason)
+
+
+def disrupted(session: Session) -> bool:
+    """A job runs while a hot node it relied on is lost (and has not come back)."""
+    running = session.scalar(select(exists().where(JobRow.status == "running")))
+    lost = session.scalar(
+        select(exists().where(PoolMemberRow.pool == "none", PoolMemberRow.reason == "lost"))
+    )
+    return bool(running and lost)
+
+
+def _idle_hot(session: Session, idle_after_ms: int) -> list[str]:
+    """Hot nodes with no active lease and none granted since ``idle_after_ms``."""
+    busy = select(LeaseRow.lease_id).where(
+        LeaseRow.node_id == PoolMemberRow.node_id,
+        (LeaseRow.status == "active") | (LeaseRow.granted_at_ms >= idle_after_ms),
+    )
+    return list(
+        session.scalars(
+            select(PoolMemberRow.node_id).where(
+                PoolMemberRow.pool == "hot",
+                PoolMemberRow.promoted.is_(False),
+                PoolMemberRow.since_ms < idle_after_ms,
+                ~busy.exists(),
+            )
+        )
+    )
+
+
+def _lost_hot(session: Session, seen_before_ms: int) -> list[str]:
+    """Hot nodes that let a lease lapse and have not been heard from since before then."""
+    lapsed = select(LeaseRow.lease_id).where(
+        LeaseRow.node_id == PoolMemberRow.node_id,
+        LeaseRow.status == "expired",
+        LeaseRow.ended_at_ms >= PoolMemberRow.since_ms,
+    )
+    return list(
+        session.scalars(
+            select(PoolMemberRow.node_id)
+            .join(NodeRow, NodeRow.node_id == PoolMemberRow.node_id)
+            .where(
+                PoolMemberRow.pool == "hot",
+                NodeRow.last_seen_at_ms < seen_before_ms,
+                lapsed.exists(),
+            )
+        )
+    )
+
+
+def manage_pools(
+    session: Session,
+    policy: Policy,
+    now_ms: int,
+    *,
+    idle_s: int,
+    lost_s: int,
+    availability_ppm: dict[str, int] | None = None,
+) -> list[Move]:
+    """One pass of the pool manager; returns the moves it made (already written).
+
+    In order: idle hot nodes leave (lease end); lost hot nodes are replaced from cold
+    (failover); promoted nodes go back once the disruption is over; users above the
+    share cap lose their newest nodes; the institutional sweep; cold kept in its band.
+    """
+    assert idle_s > 0
+    assert lost_s > 0
+    log_store.lock_log(session)
+    members = load_members(session)
+    if availability_ppm:
+        members = [
+            _with_availability(m, availability_ppm.get(m.node_id, 1_000_000)) for m in members
+        ]
+    usernames = {m.node_id: m.username for m in members}
+    moves: list[Move] = []
+
+    def plan(step: list[Move]) -> None:
+        nonlocal members
+        members = rules.apply_moves(members, step, now_ms)
+        moves.extend(step)
+
+    by_id = {m.node_id: m for m in members}
+    idle = _idle_hot(session, now_ms - idle_s * 1000)
+    plan(
+        [
+            Move(node_id, "hot", "warm" if by_id[node_id].warm_opt_in else "none", "lease_end")
+            for node_id in sorted(idle)
+        ]
+    )
+    lost = _lost_hot(session, now_ms - lost_s * 1000)
+    plan(rules.failover(members, lost, policy))
+    still_disrupted = disrupted(session) or any(m.reason == "lost" for m in moves)
+    plan(rules.disruption_over(members, still_disrupted))
+    plan(rules.rebalance(members, policy))
+    institutional = institutional_map(session, policy, usernames.values())
+    plan(
+        [
+            Move(m.node_id, m.pool, "institutional", institutional[m.username])
+            for m in members
+            if m.username in institutional and m.pool not in ("institutional", "none")
+        ]
+    )
+    plan(rules.manage_cold(members, policy))
+    apply_moves(session, moves, usernames, now_ms)
+    return moves
+
+
+def _with_availability(member: Member, ppm: int) -> Member:
+    return replace(member, availability_ppm=ppm)
+
+
+def remove_from_pools(session: Session, node_ids: Iterable[str], now_ms: int) -> list[Move]:
+    """Blacklisted nodes leave every pool (reason ``blacklist``), in the caller's transaction."""
+    rows = session.scalars(
+        select(PoolMemberRow).where(
+            PoolMemberRow.node_id.in_(sorted(set(node_ids))), PoolMemberRow.pool != "none"
+        )
+    ).all()
+    moves = [Move(row.node_id, row.pool, "none", "blacklist") for row in rows]  # type: ignore[arg-type]
+    apply_moves(session, moves, {row.node_id: row.username for row in rows}, now_ms)
+    return moves

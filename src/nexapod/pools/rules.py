@@ -1,0 +1,293 @@
+"""The pool manager's decisions, as pure functions (ECONOMICS.md sections 2, 4 and 5).
+
+Every function takes the pool as it stands (a list of :class:`Member`) and returns the
+moves that bring it back to the rules; the service applies them, one log entry each.
+Capacities are counted the way rewards count them: at most the node cap
+(``node_cap_flops_per_s``), so one huge machine weighs no more in the share cap than
+it would earn.
+
+    admission       a node asks for work: hot, institutional, or warm for the share cap
+    rebalance       a user above ``max_user_share`` loses its newest hot nodes first
+    cold band       cold capacity kept inside [10 %, 20 %] of hot, aiming at cold_fraction
+    failover        lost hot nodes are replaced by the most available cold nodes
+    disruption over promoted cold nodes go back to cold
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Literal
+
+from nexapod.policy import Policy
+
+__all__ = [
+    "COLD_BAND_HIGH",
+    "COLD_BAND_LOW",
+    "MOVES_PER_PLAN_MAX",
+    "POOLS",
+    "REASONS",
+    "Member",
+    "Move",
+    "Pool",
+    "admit",
+    "apply_moves",
+    "cold_band",
+    "counted_capacity",
+    "disruption_over",
+    "failover",
+    "hot_capacity_by_user",
+    "institutional_users",
+    "manage_cold",
+    "rebalance",
+    "share_cap_binds",
+]
+
+Pool = Literal["hot", "warm", "cold", "institutional", "none"]
+POOLS: tuple[Pool, ...] = ("hot", "warm", "cold", "institutional", "none")
+REASONS = (
+    "admission",  # a verified node asked for work and fits under the cap
+    "share_cap",  # refused hot, or demoted, because its user would exceed max_user_share
+    "lease_end",  # a hot node went idle after its work
+    "failover",  # a cold node promoted to replace a lost hot node
+    "lost",  # a hot node stopped answering while a job ran
+    "disruption_over",  # a promoted cold node returns to cold
+    "opt_in",
+    "opt_out",
+    "cold_band",  # the manager moved a volunteer into or out of cold
+    "institution",  # an operator verified the node's user as an institution
+    "capacity",  # the user's verified capacity passed institutional_min_flops_per_s
+    "blacklist",
+)
+COLD_BAND_LOW = Decimal("0.10")
+COLD_BAND_HIGH = Decimal("0.20")
+MOVES_PER_PLAN_MAX = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One node as the pool manager sees it."""
+
+    node_id: str
+    username: str
+    pool: Pool
+    capacity_flops_per_s: int
+    since_ms: int  # when it entered its current pool (the newest hot nodes go first)
+    warm_opt_in: bool = False
+    cold_opt_in: bool = False
+    promoted: bool = False  # a cold node serving in hot during a disruption
+    availability_ppm: int = 1_000_000  # of its recent liveness challenges; 1e6 when none yet
+
+    def __post_init__(self) -> None:
+        assert self.pool in POOLS, self.pool
+        assert self.capacity_flops_per_s >= 0
+        assert 0 <= self.availability_ppm <= 1_000_000
+        assert not self.promoted or self.pool == "hot", "only hot nodes are promoted"
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    node_id: str
+    from_pool: Pool
+    to_pool: Pool
+    reason: str
+    promoted: bool = False  # the node's flag after the move
+
+    def __post_init__(self) -> None:
+        assert self.reason in REASONS, self.reason
+        assert self.from_pool != self.to_pool, "a move changes the pool"
+
+
+def counted_capacity(member: Member, policy: Policy) -> int:
+    return min(member.capacity_flops_per_s, policy.node_cap_flops_per_s)
+
+
+def hot_capacity_by_user(members: Iterable[Member], policy: Policy) -> dict[str, int]:
+    """Hot capacity per user; promoted cold nodes are a disruption's stand-ins, not counted."""
+    by_user: dict[str, int] = {}
+    for member in members:
+        if member.pool == "hot" and not member.promoted:
+            by_user[member.username] = by_user.get(member.username, 0) + counted_capacity(
+                member, policy
+            )
+    return by_user
+
+
+def share_cap_binds(by_user: dict[str, int], policy: Policy) -> bool:
+    """The cap binds once hot holds nodes of ``share_cap_min_users`` distinct users."""
+    return len(by_user) >= policy.share_cap_min_users
+
+
+def _over_share(by_user: dict[str, int], policy: Policy) -> list[str]:
+    """Users above the cap, largest first (exact: share > max  <=>  cap_u > max * total)."""
+    total = sum(by_user.values())
+    if total == 0 or not share_cap_binds(by_user, policy):
+        return []
+    over = [user for user, cap in by_user.items() if cap > policy.max_user_share * total]
+    return sorted(over, key=lambda user: (-by_user[user], user))
+
+
+def institutional_users(
+    members: Iterable[Member], institutions: Iterable[str], policy: Policy
+) -> dict[str, str]:
+    """Users whose nodes belong in the institutional pool, with the reason.
+
+    A verified institution is there by the operator's act; anyone else once the sum of
+    their nodes' benchmarked capacity exceeds ``institutional_min_flops_per_s``.
+    """
+    reasons = {username: "institution" for username in institutions}
+    capacity: dict[str, int] = {}
+    for member in members:
+        capacity[member.username] = capacity.get(member.username, 0) + member.capacity_flops_per_s
+    for username, total in capacity.items():
+        if username not in reasons and total > policy.institutional_min_flops_per_s:
+            reasons[username] = "capacity"
+    return reasons
+
+
+def admit(
+    candidate: Member, members: Sequence[Member], institutional: dict[str, str], policy: Policy
+) -> Move | None:
+    """Where a node that asks for work goes: hot, institutional, or warm for the cap.
+
+    None when it stays where it is (already hot or institutional, a cold standby that
+    was not promoted, or already parked in warm for the share cap).
+    """
+    if candidate.username in institutional:
+        if candidate.pool == "institutional":
+            return None
+        return Move(
+            candidate.node_id, candidate.pool, "institutional", institutional[candidate.username]
+        )
+    if candidate.pool in ("hot", "cold", "institutional"):
+        return None
+    by_user = hot_capacity_by_user((m for m in members if m.node_id != candidate.node_id), policy)
+    by_user[candidate.username] = by_user.get(candidate.username, 0) + counted_capacity(
+        candidate, policy
+    )
+    if candidate.username in _over_share(by_user, policy):
+        if candidate.pool == "warm":
+            return None
+        return Move(candidate.node_id, candidate.pool, "warm", "share_cap")
+    return Move(candidate.node_id, candidate.pool, "hot", "admission")
+
+
+def rebalance(members: Sequence[Member], policy: Policy) -> list[Move]:
+    """Demote the newest hot nodes of users above the cap until nobody is above it.
+
+    Each step removes one node, so the loop ends; demoting can make the cap stop
+    binding (fewer users in hot), which also ends it.
+    """
+    hot = sorted(
+        (m for m in members if m.pool == "hot" and not m.promoted),
+        key=lambda m: (m.since_ms, m.node_id),
+    )
+    by_user = hot_capacity_by_user(hot, policy)
+    moves: list[Move] = []
+    for _ in range(len(hot)):
+        over = _over_share(by_user, policy)
+        if not over:
+            break
+        user = over[0]
+        newest = next(m for m in reversed(hot) if m.username == user)
+        hot.remove(newest)
+        by_user[user] -= counted_capacity(newest, policy)
+        if by_user[user] == 0:
+            del by_user[user]
+        moves.append(Move(newest.node_id, "hot", "warm", "share_cap"))
+    assert not _over_share(by_user, policy), "the rebalance ends with every user under the cap"
+    return moves
+
+
+def cold_band(members: Iterable[Member], policy: Policy) -> tuple[Decimal, Decimal, Decimal]:
+    """(low, target, high) cold capacity in FLOP/s: 10 %, cold_fraction and 20 % of hot."""
+    hot_total = Decimal(
+        sum(counted_capacity(m, policy) for m in members if m.pool == "hot" and not m.promoted)
+    )
+    return hot_total * COLD_BAND_LOW, hot_total * policy.cold_fraction, hot_total * COLD_BAND_HIGH
+
+
+def manage_cold(members: Sequence[Member], policy: Policy) -> list[Move]:
+    """Keep cold capacity inside its band: promote volunteers, or demote the least available.
+
+    Below the band, volunteers (``cold_opt_in``, idle in warm or no pool) join, oldest
+    first, each only if it does not carry cold above the band, until the target is
+    reached. Above the band, the least available cold nodes leave, each only if cold
+    stays at or above the band's floor. Nodes are whole, so a small network may be
+    unable to land inside the band; then it stays as close as whole nodes allow.
+    """
+    low, target, high = cold_band(members, policy)
+    cold = [m for m in members if m.pool == "cold"]
+    cold_total = sum(counted_capacity(m, policy) for m in cold)
+    moves: list[Move] = []
+    if cold_total < low:
+        volunteers = sorted(
+            (m for m in members if m.cold_opt_in and m.pool in ("warm", "none")),
+            key=lambda m: (m.since_ms, m.node_id),
+        )
+        for member in volunteers:
+            if cold_total >= target:
+                break
+            capacity = counted_capacity(member, policy)
+            if capacity == 0 or cold_total + capacity > high:
+                continue
+            cold_total += capacity
+            moves.append(Move(member.node_id, member.pool, "cold", "cold_band"))
+    elif cold_total > high:
+        by_reliability = sorted(cold, key=lambda m: (m.availability_ppm, -m.since_ms, m.node_id))
+        for member in by_reliability:
+            if cold_total <= target:
+                break
+            capacity = counted_capacity(member, policy)
+            if cold_total - capacity < low:
+                continue
+            cold_total -= capacity
+            moves.append(
+                Move(member.node_id, "cold", "warm" if member.warm_opt_in else "none", "cold_band")
+            )
+    return moves
+
+
+def failover(members: Sequence[Member], lost: Iterable[str], policy: Policy) -> list[Move]:
+    """Lost hot nodes leave hot; cold nodes, most available first, replace their capacity."""
+    by_id = {m.node_id: m for m in members}
+    moves: list[Move] = []
+    missing = 0
+    for node_id in sorted(set(lost)):
+        member = by_id.get(node_id)
+        if member is None or member.pool != "hot":
+            continue
+        moves.append(Move(node_id, "hot", "none", "lost"))
+        if not member.promoted:
+            missing += counted_capacity(member, policy)
+    standby = sorted(
+        (m for m in members if m.pool == "cold"),
+        key=lambda m: (-m.availability_ppm, m.since_ms, m.node_id),
+    )
+    for member in standby:
+        if missing <= 0:
+            break
+        missing -= counted_capacity(member, policy)
+        moves.append(Move(member.node_id, "cold", "hot", "failover", promoted=True))
+    return moves
+
+
+def disruption_over(members: Sequence[Member], disrupted: bool) -> list[Move]:
+    """Once no disruption remains, every promoted node returns to cold."""
+    if disrupted:
+        return []
+    return [Move(m.node_id, "hot", "cold", "disruption_over") for m in members if m.promoted]
+
+
+def apply_moves(members: Sequence[Member], moves: Sequence[Move], now_ms: int) -> list[Member]:
+    """The pool after ``moves`` (what the service writes; the property tests replay it)."""
+    assert len(moves) <= MOVES_PER_PLAN_MAX
+    by_id = {m.node_id: m for m in members}
+    for move in moves:
+        member = by_id[move.node_id]
+        assert member.pool == move.from_pool, f"{move.node_id} is in {member.pool}"
+        by_id[move.node_id] = replace(
+            member, pool=move.to_pool, since_ms=now_ms, promoted=move.promoted
+        )
+    return [by_id[m.node_id] for m in members]

@@ -1,0 +1,235 @@
+"""One epoch's settlement, as pure arithmetic (ECONOMICS.md section 3).
+
+Each node's pay is :func:`nexapod.policy.quote` of its validated FLOPs. NXC is minted
+in full. USDC comes from the funded treasury: when it holds less than the epoch owes,
+every node's USDC is scaled by the one common factor ``treasury / owed`` (floored per
+node, so the sum never exceeds the treasury) and the shortfall is reported.
+
+Payments are summed per user and asset (a user's nodes share the user's accounts), so
+an epoch moves at most two transfers per paid user; the per-node lines are published in
+the log in chunks, so anyone can recompute every node's share from the policy and
+check it against the transfers (:func:`check_lines`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nexapod.crypto import sha256_hex
+from nexapod.ledger.accounts import mint_account_id, system_account_id, user_account_id
+from nexapod.ledger.rules import NewTransfer
+from nexapod.policy import Policy, quote
+
+__all__ = [
+    "LINES_PER_ENTRY_MAX",
+    "REWARD_CODE",
+    "TREASURY_ACCOUNT",
+    "NODES_PER_EPOCH_MAX",
+    "EpochSettlement",
+    "NodeWork",
+    "RewardLine",
+    "check_lines",
+    "epoch_bounds_ms",
+    "epoch_of",
+    "line_entry_bodies",
+    "settle_epoch_lines",
+    "settlement_transfer_id",
+    "settlement_transfers",
+    "user_totals",
+]
+
+LINES_PER_ENTRY_MAX = 250  # a line is < 200 bytes; an entry stays under 64 KiB
+NODES_PER_EPOCH_MAX = 10_000_000
+REWARD_CODE = "reward.hot"
+TREASURY_ACCOUNT = system_account_id("treasury", "USDC")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWork:
+    """What a node did in an epoch: its validated FLOPs and its benchmarked capacity."""
+
+    node_id: str
+    username: str
+    flops: int
+    capacity_flops_per_s: int
+
+    def __post_init__(self) -> None:
+        assert self.flops > 0, "only nodes that did validated work are settled"
+        assert self.capacity_flops_per_s >= 0
+
+
+@dataclass(frozen=True, slots=True)
+class RewardLine:
+    node_id: str
+    username: str
+    flops: int
+    capacity_flops_per_s: int
+    nxc_micro: int
+    usdc_owed_micro: int
+    usdc_paid_micro: int
+
+    def as_list(self) -> list[str]:
+        """The line in a log entry: every number as decimal text (exact past 2^53)."""
+        return [
+            self.node_id,
+            self.username,
+            str(self.flops),
+            str(self.capacity_flops_per_s),
+            str(self.nxc_micro),
+            str(self.usdc_owed_micro),
+            str(self.usdc_paid_micro),
+        ]
+
+
+@dataclass(frozen=True)
+class EpochSettlement:
+    epoch_index: int
+    epoch_s: int
+    lines: tuple[RewardLine, ...]
+    treasury_micro_usdc: int
+    nxc_micro_total: int
+    usdc_owed_micro_total: int
+    usdc_paid_micro_total: int
+
+    @property
+    def usdc_shortfall_micro(self) -> int:
+        return self.usdc_owed_micro_total - self.usdc_paid_micro_total
+
+    @property
+    def flops_total(self) -> int:
+        return sum(line.flops for line in self.lines)
+
+
+def epoch_of(at_ms: int, epoch_s: int) -> int:
+    assert at_ms >= 0
+    assert epoch_s > 0
+    return at_ms // (epoch_s * 1000)
+
+
+def epoch_bounds_ms(epoch_index: int, epoch_s: int) -> tuple[int, int]:
+    """``[start, end)`` of an epoch in Unix milliseconds."""
+    assert epoch_index >= 0
+    return epoch_index * epoch_s * 1000, (epoch_index + 1) * epoch_s * 1000
+
+
+def _scaled(owed: int, treasury: int, owed_total: int) -> int:
+    if owed_total <= treasury:
+        return owed
+    return owed * treasury // owed_total
+
+
+def settle_epoch_lines(
+    epoch_index: int, work: Sequence[NodeWork], policy: Policy, treasury_micro_usdc: int
+) -> EpochSettlement:
+    """Every node's pay for the epoch, USDC scaled to what the treasury holds."""
+    assert treasury_micro_usdc >= 0
+    assert len(work) <= NODES_PER_EPOCH_MAX
+    assert len({w.node_id for w in work}) == len(work), "one line per node"
+    quotes = [quote(w.flops, w.capacity_flops_per_s, policy.epoch_s, policy) for w in work]
+    owed_total = sum(q.usdc_micro for q in quotes)
+    lines = tuple(
+        RewardLine(
+            node_id=w.node_id,
+            username=w.username,
+            flops=w.flops,
+            capacity_flops_per_s=w.capacity_flops_per_s,
+            nxc_micro=q.nxc_micro,
+            usdc_owed_micro=q.usdc_micro,
+            usdc_paid_micro=_scaled(q.usdc_micro, treasury_micro_usdc, owed_total),
+        )
+        for w, q in zip(work, quotes, strict=True)
+    )
+    paid_total = sum(line.usdc_paid_micro for line in lines)
+    assert paid_total <= treasury_micro_usdc, "the treasury never goes negative"
+    assert paid_total <= owed_total, "nobody is paid more than owed"
+    return EpochSettlement(
+        epoch_index=epoch_index,
+        epoch_s=policy.epoch_s,
+        lines=lines,
+        treasury_micro_usdc=treasury_micro_usdc,
+        nxc_micro_total=sum(line.nxc_micro for line in lines),
+        usdc_owed_micro_total=owed_total,
+        usdc_paid_micro_total=paid_total,
+    )
+
+
+def user_totals(lines: Iterable[RewardLine]) -> dict[tuple[str, str], int]:
+    """(username, asset) -> the sum the user's accounts receive; zero sums left out."""
+    totals: dict[tuple[str, str], int] = {}
+    for line in lines:
+        for asset, amount in (("NXC", line.nxc_micro), ("USDC", line.usdc_paid_micro)):
+            if amount:
+                totals[(line.username, asset)] = totals.get((line.username, asset), 0) + amount
+    return totals
+
+
+def settlement_transfer_id(kind: str, period_index: int, username: str, asset: str) -> str:
+    """A transfer id fixed by what it pays: running a settlement again pays nothing twice."""
+    return sha256_hex(f"nexapod/{kind}/{period_index}/{username}/{asset}".encode())[:32]
+
+
+def settlement_transfers(settlement: EpochSettlement) -> list[NewTransfer]:
+    """NXC minted from the issuer, USDC from the treasury: one transfer per user and asset."""
+    batch = []
+    for (username, asset), amount in sorted(user_totals(settlement.lines).items()):
+        source = mint_account_id("NXC") if asset == "NXC" else TREASURY_ACCOUNT
+        batch.append(
+            NewTransfer(
+                transfer_id=settlement_transfer_id(
+                    "reward", settlement.epoch_index, username, asset
+                ),
+                debit_account_id=source,
+                credit_account_id=user_account_id(username, "NXC" if asset == "NXC" else "USDC"),
+                amount=amount,
+                code=REWARD_CODE,
+            )
+        )
+    return batch
+
+
+def line_entry_bodies(settlement: EpochSettlement, policy_sha256: str) -> list[dict[str, Any]]:
+    """The per-node lines as log entry bodies, at most LINES_PER_ENTRY_MAX each."""
+    lines = sorted(settlement.lines, key=lambda line: line.node_id)
+    return [
+        {
+            "epoch": settlement.epoch_index,
+            "epoch_s": settlement.epoch_s,
+            "policy_sha256": policy_sha256,
+            "chunk": start // LINES_PER_ENTRY_MAX,
+            "lines": [line.as_list() for line in lines[start : start + LINES_PER_ENTRY_MAX]],
+        }
+        for start in range(0, len(lines), LINES_PER_ENTRY_MAX)
+    ]
+
+
+def check_lines(
+    summary: Mapping[str, Any], line_bodies: Sequence[Mapping[str, Any]], policy: Policy
+) -> list[str]:
+    """Recompute an epoch from its published lines; the differences, or [] when exact.
+
+    ``summary`` is the epoch's ``reward_epoch`` entry body; ``policy`` the one whose hash
+    it names. Used by ``nexapod rewards replay`` and by the tests (batch == replay).
+    """
+    problems: list[str] = []
+    if policy.sha256 != summary["policy_sha256"]:
+        return [f"the epoch names policy {summary['policy_sha256']}, not {policy.sha256}"]
+    work = []
+    published: list[list[str]] = []
+    for body in line_bodies:
+        for raw in body["lines"]:
+            published.append(raw)
+            work.append(NodeWork(raw[0], raw[1], int(raw[2]), int(raw[3])))
+    again = settle_epoch_lines(
+        int(summary["epoch"]), work, policy, int(summary["treasury_micro_usdc"])
+    )
+    by_node = {line.node_id: line for line in again.lines}
+    for raw in published:
+        line = by_node[raw[0]]
+        if line.as_list() != raw:
+            problems.append(f"node {raw[0]}: published {raw[4:]}, recomputed {line.as_list()[4:]}")
+    for key in ("nxc_micro_total", "usdc_owed_micro_total", "usdc_paid_micro_total"):
+        if str(getattr(again, key)) != summary[key]:
+            problems.append(f"{key}: published {summary[key]}, recomputed {getattr(again, key)}")
+    return problems

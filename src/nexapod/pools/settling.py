@@ -1,0 +1,320 @@
+"""Settle reward epochs through the ledger, and fund the treasury that pays their USDC.
+
+One epoch settles in one transaction: the policy it used is recorded (if it is not
+already the active one), every paid node's line is published in the log in chunks,
+NXC is minted from ``system:issuance:NXC`` and USDC paid from ``system:treasury:USDC``
+(one transfer per user and asset, with an id fixed by the epoch, the user and the
+asset), and a ``reward_epoch`` summary entry closes it. Running it again finds the
+epoch settled and pays nothing; ``nexapod rewards replay`` recomputes it from the log.
+
+Epochs settle in order, so "paid" has one meaning: every result validated before the
+end of the last settled epoch (see :func:`paid_until_ms`, which forfeiture respects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from nexapod.ledger import log_store
+from nexapod.ledger import service as ledger
+from nexapod.ledger.accounts import mint_account_id
+from nexapod.ledger.rules import NewTransfer
+from nexapod.mesh.store import ResultRow
+from nexapod.policy import Policy
+from nexapod.policy.service import ensure_policy_recorded
+from nexapod.pools import errors
+from nexapod.pools.membership import institutional_map
+from nexapod.pools.settle import (
+    TREASURY_ACCOUNT,
+    EpochSettlement,
+    NodeWork,
+    epoch_bounds_ms,
+    epoch_of,
+    line_entry_bodies,
+    settle_epoch_lines,
+    settlement_transfer_id,
+    settlement_transfers,
+)
+from nexapod.pools.store import PoolMemberRow, RewardEpochRow, RewardLineRow
+from nexapod.registry.store import NodeRow
+from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
+
+__all__ = [
+    "EPOCHS_PER_CALL_MAX",
+    "TRANSFERS_PER_BATCH_MAX",
+    "EpochReport",
+    "epoch_report",
+    "fund_treasury",
+    "next_epoch",
+    "paid_until_ms",
+    "settle_due_epochs",
+    "settle_epoch",
+    "treasury_micro_usdc",
+]
+
+EPOCHS_PER_CALL_MAX = 1000
+TRANSFERS_PER_BATCH_MAX = 4000  # each batch appends as many log entries (<= 10,000)
+LINE_ROWS_PER_INSERT_MAX = 5000
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch_index: int
+    epoch_s: int
+    settled_now: bool  # False: it was settled before, and nothing was paid again
+    policy_sha256: str
+    nodes_paid: int
+    flops_total: int
+    nxc_micro_total: int
+    usdc_owed_micro_total: int
+    usdc_paid_micro_total: int
+    usdc_shortfall_micro: int
+    treasury_micro_usdc: int
+    log_index: int
+
+    @property
+    def usdc_scale(self) -> str:
+        """The common USDC factor, paid / owed, as exact decimal text ("1" when covered)."""
+        if self.usdc_shortfall_micro == 0:
+            return "1"
+        return f"{self.treasury_micro_usdc}/{self.usdc_owed_micro_total}"
+
+
+def _report(row: RewardEpochRow, settled_now: bool) -> EpochReport:
+    return EpochReport(
+        epoch_index=row.epoch_index,
+        epoch_s=row.epoch_s,
+        settled_now=settled_now,
+        policy_sha256=row.policy_sha256,
+        nodes_paid=row.nodes_paid,
+        flops_total=row.flops_total,
+        nxc_micro_total=row.nxc_micro_total,
+        usdc_owed_micro_total=row.usdc_owed_micro_total,
+        usdc_paid_micro_total=row.usdc_paid_micro_total,
+        usdc_shortfall_micro=row.usdc_shortfall_micro,
+        treasury_micro_usdc=row.treasury_micro_usdc,
+        log_index=row.log_index,
+    )
+
+
+def paid_until_ms(session: Session) -> int:
+    """The end of the last settled epoch (0 before the first): work before it is paid."""
+    row = session.scalars(
+        select(RewardEpochRow).order_by(RewardEpochRow.epoch_index.desc()).limit(1)
+    ).first()
+    if row is None:
+        return 0
+    return epoch_bounds_ms(row.epoch_index, row.epoch_s)[1]
+
+
+def treasury_micro_usdc(uow: UnitOfWork) -> int:
+    return ledger.get_account(uow, TREASURY_ACCOUNT).available
+
+
+def next_epoch(session: Session, epoch_s: int) -> int | None:
+    """The first epoch not settled yet that may hold work, or None when there is no work."""
+    paid_until = paid_until_ms(session)
+    if paid_until:
+        return -(-paid_until // (epoch_s * 1000))
+    first = session.scalar(
+        select(func.min(ResultRow.validated_at_ms)).where(ResultRow.status == "valid")
+    )
+    return None if first is None else epoch_of(int(first), epoch_s)
+
+
+SPLIT = 10**6  # sums are taken in two parts, so no database integer overflows (below)
+
+
+def _validated_work(session: Session, policy: Policy, start_ms: int, end_ms: int) -> list[NodeWork]:
+    """Per node: validated FLOPs in ``[start, end)``; institutional nodes are not paid.
+
+    A unit's FLOPs fit in 63 bits, but a fast node's sum over an epoch may not, and
+    SQLite's SUM fails past 2^63. Summing ``flops / 10^6`` and ``flops % 10^6`` apart
+    keeps both sums far inside 63 bits and the total exact.
+    """
+    rows = session.execute(
+        select(
+            ResultRow.node_id,
+            NodeRow.username,
+            NodeRow.capacity_flops_per_s,
+            func.sum(ResultRow.work_flops / SPLIT),
+            func.sum(ResultRow.work_flops % SPLIT),
+            PoolMemberRow.pool,
+        )
+        .join(NodeRow, NodeRow.node_id == ResultRow.node_id)
+        .outerjoin(PoolMemberRow, PoolMemberRow.node_id == ResultRow.node_id)
+        .where(
+            ResultRow.status == "valid",
+            ResultRow.validated_at_ms >= start_ms,
+            ResultRow.validated_at_ms < end_ms,
+        )
+        .group_by(
+            ResultRow.node_id, NodeRow.username, NodeRow.capacity_flops_per_s, PoolMemberRow.pool
+        )
+        .order_by(ResultRow.node_id)
+    ).all()
+    institutional = institutional_map(session, policy, {row[1] for row in rows})
+    work = []
+    for node_id, username, capacity, high, low, pool in rows:
+        flops = int(high) * SPLIT + int(low)
+        if pool != "institutional" and username not in institutional and flops > 0:
+            work.append(NodeWork(node_id, username, flops, int(capacity)))
+    return work
+
+
+def settle_epoch(
+    uow_factory: UnitOfWorkFactory, policy: Policy, epoch_index: int, now_ms: int
+) -> EpochReport:
+    """Settle one closed epoch (or report it, when it was settled before)."""
+    start_ms, end_ms = epoch_bounds_ms(epoch_index, policy.epoch_s)
+    with uow_factory() as uow:
+        session = uow.session
+        log_store.lock_log(session)  # one settler at a time; the check below is then exact
+        existing = session.get(RewardEpochRow, epoch_index)
+        if existing is not None:
+            return _report(existing, settled_now=False)
+        if now_ms < end_ms:
+            raise errors.epoch_open(epoch_index, end_ms)
+        if start_ms < paid_until_ms(session):
+            raise errors.epoch_settled_before(epoch_index, paid_until_ms(session))
+        ensure_policy_recorded(session, policy, now_ms)
+        work = _validated_work(session, policy, start_ms, end_ms)
+        settlement = settle_epoch_lines(epoch_index, work, policy, treasury_micro_usdc(uow))
+        batch = settlement_transfers(settlement)
+        for offset in range(0, len(batch), TRANSFERS_PER_BATCH_MAX):
+            ledger.create_transfers(uow, batch[offset : offset + TRANSFERS_PER_BATCH_MAX], now_ms)
+        bodies = line_entry_bodies(settlement, policy.sha256)
+        lines_first_index = log_store.append_entries(session, "reward_lines", bodies)
+        summary = {
+            "epoch": epoch_index,
+            "epoch_s": policy.epoch_s,
+            "policy_sha256": policy.sha256,
+            "nodes": len(settlement.lines),
+            "flops_total": str(settlement.flops_total),
+            "nxc_micro_total": str(settlement.nxc_micro_total),
+            "usdc_owed_micro_total": str(settlement.usdc_owed_micro_total),
+            "usdc_paid_micro_total": str(settlement.usdc_paid_micro_total),
+            "usdc_shortfall_micro": str(settlement.usdc_shortfall_micro),
+            "treasury_micro_usdc": str(settlement.treasury_micro_usdc),
+            "lines_first_index": lines_first_index,
+            "lines_entries": len(bodies),
+            "transfers": len(batch),
+            "at_ms": now_ms,
+        }
+        log_index = log_store.append_entries(session, "reward_epoch", [summary])
+        row = RewardEpochRow(
+            epoch_index=epoch_index,
+            epoch_s=policy.epoch_s,
+            policy_sha256=policy.sha256,
+            settled_at_ms=now_ms,
+            nodes_paid=len(settlement.lines),
+            flops_total=settlement.flops_total,
+            nxc_micro_total=settlement.nxc_micro_total,
+            usdc_owed_micro_total=settlement.usdc_owed_micro_total,
+            usdc_paid_micro_total=settlement.usdc_paid_micro_total,
+            usdc_shortfall_micro=settlement.usdc_shortfall_micro,
+            treasury_micro_usdc=settlement.treasury_micro_usdc,
+            log_index=log_index,
+        )
+        session.add(row)
+        session.flush()
+        _insert_lines(session, settlement)
+        report = _report(row, settled_now=True)
+        uow.commit()
+    return report
+
+
+def _insert_lines(session: Session, settlement: EpochSettlement) -> None:
+    rows = [
+        {
+            "epoch_index": settlement.epoch_index,
+            "node_id": line.node_id,
+            "username": line.username,
+            "pool": "hot",
+            "flops": line.flops,
+            "capacity_flops_per_s": line.capacity_flops_per_s,
+            "nxc_micro": line.nxc_micro,
+            "usdc_owed_micro": line.usdc_owed_micro,
+            "usdc_paid_micro": line.usdc_paid_micro,
+        }
+        for line in settlement.lines
+    ]
+    for offset in range(0, len(rows), LINE_ROWS_PER_INSERT_MAX):
+        session.execute(insert(RewardLineRow), rows[offset : offset + LINE_ROWS_PER_INSERT_MAX])
+
+
+def settle_due_epochs(
+    uow_factory: UnitOfWorkFactory,
+    policy: Policy,
+    now_ms: int,
+    epochs_max: int = EPOCHS_PER_CALL_MAX,
+) -> list[EpochReport]:
+    """Settle every closed epoch after the last settled one, in order (at most epochs_max)."""
+    assert 0 < epochs_max <= EPOCHS_PER_CALL_MAX
+    with uow_factory() as uow:
+        first = next_epoch(uow.session, policy.epoch_s)
+    if first is None:
+        return []
+    last_closed = epoch_of(now_ms, policy.epoch_s) - 1
+    return [
+        settle_epoch(uow_factory, policy, epoch_index, now_ms)
+        for epoch_index in range(first, min(last_closed, first + epochs_max - 1) + 1)
+    ]
+
+
+def epoch_report(uow: UnitOfWork, epoch_index: int) -> tuple[EpochReport, Sequence[RewardLineRow]]:
+    row = uow.session.get(RewardEpochRow, epoch_index)
+    if row is None:
+        raise errors.epoch_unknown(epoch_index)
+    lines = uow.session.scalars(
+        select(RewardLineRow)
+        .where(RewardLineRow.epoch_index == epoch_index)
+        .order_by(RewardLineRow.node_id)
+    ).all()
+    return _report(row, settled_now=False), lines
+
+
+def fund_treasury(
+    uow_factory: UnitOfWorkFactory, amount_micro_usdc: int, reference: str, now_ms: int
+) -> tuple[str, bool]:
+    """Record an external USDC deposit into the reward treasury; (transfer id, created).
+
+    The transfer id is fixed by ``reference`` (the deposit's own id, such as a chain
+    transaction hash), so recording the same deposit twice moves it once.
+    """
+    assert amount_micro_usdc > 0
+    transfer_id = settlement_transfer_id("treasury", 0, reference, "USDC")
+    with uow_factory() as uow:
+        results = ledger.create_transfers(
+            uow,
+            [
+                NewTransfer(
+                    transfer_id=transfer_id,
+                    debit_account_id=mint_account_id("USDC"),
+                    credit_account_id=TREASURY_ACCOUNT,
+                    amount=amount_micro_usdc,
+                    code="treasury.fund",
+                )
+            ],
+            now_ms,
+        )
+        created = results[0].status == "created"
+        if created:
+            log_store.append_entries(
+                uow.session,
+                "treasury_funded",
+                [
+                    {
+                        "reference": reference,
+                        "transfer_id": transfer_id,
+                        "amount_micro_usdc": str(amount_micro_usdc),
+                        "at_ms": now_ms,
+                    }
+                ],
+            )
+        uow.commit()
+    return transfer_id, created

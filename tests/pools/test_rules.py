@@ -1,0 +1,112 @@
+"""The pool manager's pure decisions (ECONOMICS.md sections 2, 4, 5), example by example."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from nexapod.policy import default_policy
+from nexapod.pools import rules
+from nexapod.pools.rules import Member
+
+POLICY = default_policy()
+T = 10**12  # one TFLOP/s
+
+
+def node(
+    node_id: str, user: str, pool: rules.Pool = "none", tflops: int = 1, **kw: object
+) -> Member:
+    return Member(node_id, user, pool, tflops * T, kw.pop("since_ms", 0), **kw)  # type: ignore[arg-type]
+
+
+def test_admission_to_hot_until_the_cap_binds_then_warm_with_the_reason() -> None:
+    hot = [node("a1", "alice", "hot", since_ms=1), node("b1", "bob", "hot", since_ms=2)]
+    # two users: the cap does not bind yet, so alice may hold 2 of 3 nodes
+    move = rules.admit(node("a2", "alice"), hot, {}, POLICY)
+    assert move == rules.Move("a2", "none", "hot", "admission")
+    hot.append(node("a2", "alice", "hot", since_ms=3))
+    # carol makes three users: she is admitted (1/4 < 0.35)...
+    move = rules.admit(node("c1", "carol"), hot, {}, POLICY)
+    assert move is not None and move.to_pool == "hot"
+    hot.append(node("c1", "carol", "hot", since_ms=4))
+    # ...and the rebalance now demotes alice's newest node (2/4 = 0.5 > 0.35)
+    assert rules.rebalance(hot, POLICY) == [rules.Move("a2", "hot", "warm", "share_cap")]
+    hot = rules.apply_moves(hot, rules.rebalance(hot, POLICY), now_ms=5)
+    # a third alice node is refused for the cap and parked in warm; asked again, it stays
+    refused = rules.admit(node("a3", "alice"), hot, {}, POLICY)
+    assert refused == rules.Move("a3", "none", "warm", "share_cap")
+    assert rules.admit(node("a3", "alice", "warm"), hot, {}, POLICY) is None
+
+
+def test_shares_count_capacity_up_to_the_node_cap() -> None:
+    cap_tflops = POLICY.node_cap_flops_per_s // T  # 500
+    hot = [node("b1", "bob", "hot", cap_tflops), node("c1", "carol", "hot", cap_tflops)]
+    # a machine of 10^18 FLOP/s counts as 500 TFLOP/s: 1/3 < 0.35, admitted
+    huge = node("a1", "alice", tflops=10**6)
+    assert rules.admit(huge, hot, {}, POLICY) == rules.Move("a1", "none", "hot", "admission")
+
+
+def test_institutions_and_big_contributors_go_institutional() -> None:
+    members = [node("i1", "uni", tflops=10**6 + 1), node("s1", "sam")]
+    reasons = rules.institutional_users(members, ["lab"], POLICY)
+    assert reasons == {"lab": "institution", "uni": "capacity"}
+    move = rules.admit(node("l1", "lab"), [], reasons, POLICY)
+    assert move == rules.Move("l1", "none", "institutional", "institution")
+
+
+def test_cold_band_promotes_volunteers_and_demotes_the_least_available() -> None:
+    hot = [node(f"h{i}", f"u{i}", "hot", 10) for i in range(10)]  # 100 TFLOP/s
+    volunteers = [node(f"v{i}", "vol", "warm", 4, cold_opt_in=True, since_ms=i) for i in range(6)]
+    moves = rules.manage_cold(hot + volunteers, POLICY)
+    # low 10, target 15, high 20: four volunteers of 4 = 16
+    assert [m.node_id for m in moves] == ["v0", "v1", "v2", "v3"]
+    assert all(m.to_pool == "cold" and m.reason == "cold_band" for m in moves)
+    cold = [
+        node(f"c{i}", "vol", "cold", 4, availability_ppm=ppm, warm_opt_in=i == 1)
+        for i, ppm in enumerate([990_000, 500_000, 900_000, 950_000, 999_000, 980_000, 970_000])
+    ]  # 28 > 20: demote the least available while above the target, never below 10
+    moves = rules.manage_cold(hot + cold, POLICY)
+    assert [(m.node_id, m.to_pool) for m in moves] == [
+        ("c1", "warm"),
+        ("c2", "none"),
+        ("c3", "none"),
+        ("c6", "none"),
+    ]  # 28 -> 12
+    low, target, high = rules.cold_band(hot, POLICY)
+    assert (low, target, high) == (Decimal(10 * T), Decimal(15 * T), Decimal(20 * T))
+
+
+def test_failover_promotes_the_most_available_and_returns_them_after() -> None:
+    members = [
+        node("h1", "alice", "hot", 8),
+        node("h2", "bob", "hot", 8),
+        node("c1", "carol", "cold", 4, availability_ppm=900_000),
+        node("c2", "dave", "cold", 4, availability_ppm=999_000),
+        node("c3", "erin", "cold", 4, availability_ppm=950_000),
+    ]
+    moves = rules.failover(members, ["h1"], POLICY)
+    assert moves == [
+        rules.Move("h1", "hot", "none", "lost"),
+        rules.Move("c2", "cold", "hot", "failover", promoted=True),
+        rules.Move("c3", "cold", "hot", "failover", promoted=True),
+    ]
+    after = rules.apply_moves(members, moves, now_ms=10)
+    assert rules.disruption_over(after, disrupted=True) == []
+    back = rules.disruption_over(after, disrupted=False)
+    assert {(m.node_id, m.to_pool, m.reason) for m in back} == {
+        ("c2", "cold", "disruption_over"),
+        ("c3", "cold", "disruption_over"),
+    }
+    # promoted stand-ins are not counted against their users' shares
+    assert rules.hot_capacity_by_user(after, POLICY) == {"bob": 8 * T}
+
+
+def test_a_move_must_start_where_the_node_is() -> None:
+    members = [node("n1", "alice", "warm")]
+    try:
+        rules.apply_moves(members, [rules.Move("n1", "hot", "none", "lease_end")], 0)
+    except AssertionError as exc:
+        assert "n1 is in warm" in str(exc)
+    else:
+        raise AssertionError("a move from the wrong pool was applied")
+    assert replace(members[0], pool="hot").pool == "hot"
