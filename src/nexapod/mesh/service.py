@@ -34,6 +34,9 @@ from nexapod.mesh.validating import (
     settle_unit,
 )
 from nexapod.mesh.validation import PPM, ValidationPolicy, implausibility
+from nexapod.policy import Policy
+from nexapod.pools.membership import gate_for_lease
+from nexapod.pools.store import PoolMemberRow
 from nexapod.protocol.v1 import (
     PURPOSE_RESULT,
     ComputeRecord,
@@ -52,9 +55,6 @@ from nexapod.protocol.v1 import (
     UnitLease,
     UnitView,
 )
-from nexapod.policy import Policy
-from nexapod.pools.membership import gate_for_lease
-from nexapod.pools.store import PoolMemberRow
 from nexapod.registry import blacklist
 from nexapod.registry import errors as registry_errors
 from nexapod.registry.store import NodeRow
