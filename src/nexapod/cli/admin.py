@@ -22,7 +22,7 @@ from nexapod.cli._common import console, reporting_errors
 if TYPE_CHECKING:
     from nexapod.storage.uow import UnitOfWorkFactory
 
-__all__ = ["app"]
+__all__ = ["DataDirOption", "DbOption", "app", "open_store"]
 
 app = typer.Typer(help="Operator commands on the coordinator's store.", no_args_is_help=True)
 blacklist_app = typer.Typer(
@@ -44,7 +44,7 @@ DataDirOption = Annotated[
 
 
 @contextmanager
-def _store(db: str | None, data_dir: Path | None) -> Iterator[UnitOfWorkFactory]:
+def open_store(db: str | None, data_dir: Path | None) -> Iterator[UnitOfWorkFactory]:
     from nexapod.settings import Settings
     from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
 
@@ -78,7 +78,7 @@ def list_entries(
     """Blacklist entries, newest first."""
     from nexapod.registry import blacklist
 
-    with reporting_errors(), _store(db, data_dir) as uow_factory, uow_factory() as uow:
+    with reporting_errors(), open_store(db, data_dir) as uow_factory, uow_factory() as uow:
         entries = blacklist.list_entries(uow, include_lifted=all_entries, limit=limit)
     # one line per entry, so that it greps and never wraps
     for entry in entries:
@@ -102,7 +102,7 @@ def show(
     """One entry with its evidence, as JSON."""
     from nexapod.registry import blacklist
 
-    with reporting_errors(), _store(db, data_dir) as uow_factory, uow_factory() as uow:
+    with reporting_errors(), open_store(db, data_dir) as uow_factory, uow_factory() as uow:
         entry = blacklist.get_entry(uow, entry_id)
     document = {
         "entry_id": entry.entry_id,
@@ -131,9 +131,40 @@ def lift(
     """Lift an entry: the node, machine and user may work again. Logged in the ledger."""
     from nexapod.registry import blacklist
 
-    with reporting_errors(), _store(db, data_dir) as uow_factory, uow_factory() as uow:
+    with reporting_errors(), open_store(db, data_dir) as uow_factory, uow_factory() as uow:
         entry = blacklist.lift_entry(uow, entry_id, reason, time.time_ns() // 1_000_000)
     console.print(
         f"lifted entry {entry.entry_id} (log index {entry.lifted_log_index}): {entry.lift_reason}",
+        highlight=False,
+    )
+
+
+institution_app = typer.Typer(
+    help="Verified institutions: their nodes join the institutional pool.", no_args_is_help=True
+)
+app.add_typer(institution_app, name="institution")
+
+
+@institution_app.command("verify")
+def verify_institution(
+    username: Annotated[str, typer.Argument(help="The institution's user.")],
+    name: Annotated[str, typer.Option("--name", help="The institution's name.")],
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    policy_file: Annotated[
+        Path | None, typer.Option("--policy", help="The coordinator's policy TOML.")
+    ] = None,
+) -> None:
+    """Verify a user as an institution: institutional pool, Atlas++ entitlements (logged)."""
+    from nexapod.policy import load_policy
+    from nexapod.pools import service
+
+    with reporting_errors(), open_store(db, data_dir) as uow_factory, uow_factory() as uow:
+        moves = service.verify_institution(
+            uow, username, name, load_policy(policy_file), time.time_ns() // 1_000_000
+        )
+    console.print(
+        f"{username} is a verified institution ({name}); {len(moves)} node(s) moved to the "
+        "institutional pool; entitlements: unlimited, early_access",
         highlight=False,
     )

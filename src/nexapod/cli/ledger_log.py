@@ -18,7 +18,7 @@ from nexapod.cli._common import CoordinatorOption, console, err_console, fail, r
 if TYPE_CHECKING:
     from nexapod.ledger.note import NoteVerifier
 
-__all__ = ["register"]
+__all__ = ["VkeyOption", "log_verifier", "register"]
 
 receipt_app = typer.Typer(help="Fetch and check receipts of ledger entries.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ VkeyOption = Annotated[
 ]
 
 
-def _verifier(vkey: str) -> NoteVerifier:
+def log_verifier(vkey: str) -> NoteVerifier:
     from nexapod.ledger.log_errors import LogError
     from nexapod.ledger.note import parse_vkey
 
@@ -95,7 +95,7 @@ def verify(
 
     if (url is None) == (directory is None):
         fail("pass exactly one of --url URL and --dir DIR")
-    verifier = _verifier(vkey)
+    verifier = log_verifier(vkey)
     source: LogSource
     if url is not None:
         source = HttpSource(url)
@@ -178,7 +178,7 @@ def receipt_verify(
     from nexapod.ledger.receipts import verify_receipt
     from nexapod.protocol.v1.ledger_log import Receipt
 
-    verifier = _verifier(vkey)
+    verifier = log_verifier(vkey)
     try:
         receipt = Receipt.model_validate_json(file.read_bytes())
     except OSError as exc:

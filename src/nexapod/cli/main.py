@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nexapod.cli import admin, coordinator, job, ledger, node, release, rewards
+from nexapod.cli import admin, coordinator, job, ledger, node, pools, release, rewards, treasury
 from nexapod.cli.demo import demo
 
 __all__ = ["app"]
@@ -21,5 +21,7 @@ app.add_typer(job.app, name="job")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(admin.app, name="admin")
 app.add_typer(rewards.app, name="rewards")
+app.add_typer(treasury.app, name="treasury")
+app.add_typer(pools.app, name="pools")
 app.add_typer(release.app, name="release")
 app.command("demo")(demo)

@@ -291,3 +291,43 @@ def _check_release(
         highlight=False,
     )
     return setup.release
+
+
+def _set_preference(home: Path | None, coordinator: str, **preference: bool) -> None:
+    from nexapod.node.client import CoordinatorClient, Signer
+    from nexapod.protocol.v1 import PoolPreferences
+
+    node_home = _home(home)
+    state = node_home.state()
+    node_id = state.get("node_id")
+    if not isinstance(node_id, str):
+        fail("this node is not registered yet: run `nexapod node register` first")
+    signer = Signer(node_home.key(), f"node:{node_id}")
+    with CoordinatorClient(coordinator, signer) as client:
+        view = client.set_pool_preferences(node_id, PoolPreferences(**preference))
+    warm_text = "yes" if view.warm_opt_in else "no"
+    cold_text = "yes" if view.cold_opt_in else "no"
+    console.print(
+        f"node {node_id}: pool {view.pool} ({view.reason}); warm opt-in {warm_text}, "
+        f"cold volunteer {cold_text}",
+        highlight=False,
+    )
+
+
+OptInOption = Annotated[
+    bool, typer.Option("--opt-in/--opt-out", help="Join (or leave) the pool.", show_default=False)
+]
+
+
+@app.command("warm")
+def warm(coordinator: CoordinatorOption, opt_in: OptInOption, home: NodeHomeOption = None) -> None:
+    """Stay in the warm pool after jobs, to be leased on the marketplace (or stop)."""
+    with reporting_errors():
+        _set_preference(home, coordinator, warm_opt_in=opt_in)
+
+
+@app.command("cold")
+def cold(coordinator: CoordinatorOption, opt_in: OptInOption, home: NodeHomeOption = None) -> None:
+    """Volunteer for the cold standby pool (weekly stipend; promoted when hot nodes fail)."""
+    with reporting_errors():
+        _set_preference(home, coordinator, cold_opt_in=opt_in)

@@ -26,6 +26,8 @@ from nexapod.protocol.v1 import (
     LeaseRequest,
     LeaseResponse,
     NodeView,
+    PoolMemberView,
+    PoolPreferences,
     RegisterNodeRequest,
     RegisterUserRequest,
     ReleaseList,
@@ -152,6 +154,12 @@ class CoordinatorClient:
     def report_failure(self, lease_id: str, code: str, detail: str) -> None:
         report = FailureReport(code=code, detail=detail[:4096])
         self._send("POST", f"/v1/leases/{lease_id}/failure", report, signed=True)
+
+    # pools
+    def set_pool_preferences(self, node_id: str, preferences: PoolPreferences) -> PoolMemberView:
+        return self._call(
+            "POST", f"/v1/nodes/{node_id}/pool", preferences, PoolMemberView, signed=True
+        )
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._send("GET", "/v1/health", None, signed=False).json()

@@ -6,6 +6,7 @@ from nexapod.policy._policy import (
     PolicyError,
     default_policy,
     load_policy,
+    policy_from_values,
 )
 from nexapod.policy._rewards import DIGITS, RewardQuote, quote
 
@@ -17,5 +18,6 @@ __all__ = [
     "RewardQuote",
     "default_policy",
     "load_policy",
+    "policy_from_values",
     "quote",
 ]

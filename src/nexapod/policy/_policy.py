@@ -18,7 +18,14 @@ from typing import Any
 from nexapod.crypto import canonical_sha256_hex
 from nexapod.errors import NexaPodError
 
-__all__ = ["POLICY_BYTES_MAX", "Policy", "PolicyError", "default_policy", "load_policy"]
+__all__ = [
+    "POLICY_BYTES_MAX",
+    "Policy",
+    "PolicyError",
+    "default_policy",
+    "load_policy",
+    "policy_from_values",
+]
 
 POLICY_BYTES_MAX = 64 << 10
 
@@ -106,6 +113,27 @@ def load_policy(path: Path | None) -> Policy:
     except UnicodeDecodeError as exc:
         raise PolicyError("invalid", f"the policy {path} is not UTF-8") from exc
     return _parse(text, str(path))
+
+
+def policy_from_values(values: dict[str, str], where: str = "the logged policy") -> Policy:
+    """A policy from :meth:`Policy.as_dict` (as a ``policy_activated`` entry holds it).
+
+    Checked exactly like a file: every key, no other, each inside its range.
+    """
+    if set(values) != set(_RULES):
+        raise PolicyError("invalid", f"{where} does not name exactly the policy's keys")
+    parsed: dict[str, Any] = {}
+    for key, rule in _RULES.items():
+        text = values[key]
+        if not isinstance(text, str):
+            raise PolicyError("invalid", f"{where}: {key} is not decimal text")
+        raw: object = text
+        if not isinstance(rule.low, Decimal):
+            if not text.isdigit():
+                raise PolicyError("invalid", f"{where}: {key} = {text!r} is not an integer")
+            raw = int(text)
+        parsed[key] = _value(key, raw, rule, where)
+    return Policy(**parsed)
 
 
 def _parse(text: str, where: str) -> Policy:

@@ -11,6 +11,7 @@ __all__ = [
     "epoch_settled_before",
     "epoch_unknown",
     "institution_name_invalid",
+    "not_your_node",
     "preference_empty",
     "treasury_amount_invalid",
 ]
@@ -70,4 +71,12 @@ def epoch_settled_before(epoch_index: int, paid_until_ms: int) -> PoolsError:
         f"epoch {epoch_index} starts before {paid_until_ms} ms, where settled epochs end "
         "(epochs settle in order, once)",
         epoch=epoch_index,
+    )
+
+
+def not_your_node(node_id: str, signer: str) -> PoolsError:
+    return PoolsError(
+        "not_your_node",
+        f"node {signer} signed a request about node {node_id}: a node sets only its own pool",
+        status=403,
     )

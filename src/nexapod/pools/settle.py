@@ -31,6 +31,7 @@ __all__ = [
     "NodeWork",
     "RewardLine",
     "check_lines",
+    "check_transfers",
     "epoch_bounds_ms",
     "epoch_of",
     "line_entry_bodies",
@@ -232,4 +233,43 @@ def check_lines(
     for key in ("nxc_micro_total", "usdc_owed_micro_total", "usdc_paid_micro_total"):
         if str(getattr(again, key)) != summary[key]:
             problems.append(f"{key}: published {summary[key]}, recomputed {getattr(again, key)}")
+    return problems
+
+
+def check_transfers(
+    summary: Mapping[str, Any],
+    line_bodies: Sequence[Mapping[str, Any]],
+    transfer_bodies: Sequence[Mapping[str, Any]],
+) -> list[str]:
+    """The epoch's transfers in the log against its published lines; [] when they agree.
+
+    Each user and asset must receive exactly the sum of the user's lines, by the
+    transfer whose id the epoch, the user and the asset fix, from the issuer (NXC) or
+    the treasury (USDC), and nothing else may be paid under the epoch's ids.
+    """
+    lines = [
+        RewardLine(raw[0], raw[1], int(raw[2]), int(raw[3]), int(raw[4]), int(raw[5]), int(raw[6]))
+        for body in line_bodies
+        for raw in body["lines"]
+    ]
+    epoch = int(summary["epoch"])
+    expected = {
+        t.transfer_id: t
+        for t in settlement_transfers(
+            EpochSettlement(epoch, int(summary["epoch_s"]), tuple(lines), 0, 0, 0, 0)
+        )
+    }
+    problems = []
+    seen = set()
+    for body in transfer_bodies:
+        want = expected.get(str(body.get("transfer_id")))
+        if want is None:
+            problems.append(f"transfer {body.get('transfer_id')} is not one of epoch {epoch}'s")
+            continue
+        seen.add(want.transfer_id)
+        got = (body["debit_account_id"], body["credit_account_id"], body["amount"], body["code"])
+        if got != (want.debit_account_id, want.credit_account_id, str(want.amount), want.code):
+            problems.append(f"transfer {want.transfer_id}: logged {got}, lines say {want}")
+    for missing in sorted(expected.keys() - seen):
+        problems.append(f"transfer {missing} ({expected[missing].credit_account_id}) is missing")
     return problems

@@ -26,6 +26,7 @@ from nexapod.ledger.rules import NewTransfer
 from nexapod.mesh.store import ResultRow
 from nexapod.policy import Policy
 from nexapod.policy.service import ensure_policy_recorded
+from nexapod.policy.store import PolicyActivationRow
 from nexapod.pools import errors
 from nexapod.pools.membership import institutional_map
 from nexapod.pools.settle import (
@@ -182,6 +183,12 @@ def settle_epoch(
         if start_ms < paid_until_ms(session):
             raise errors.epoch_settled_before(epoch_index, paid_until_ms(session))
         ensure_policy_recorded(session, policy, now_ms)
+        policy_log_index = session.scalar(
+            select(PolicyActivationRow.log_index)
+            .order_by(PolicyActivationRow.activation_id.desc())
+            .limit(1)
+        )
+        assert policy_log_index is not None, "the policy was recorded just now or before"
         work = _validated_work(session, policy, start_ms, end_ms)
         settlement = settle_epoch_lines(epoch_index, work, policy, treasury_micro_usdc(uow))
         batch = settlement_transfers(settlement)
@@ -193,6 +200,7 @@ def settle_epoch(
             "epoch": epoch_index,
             "epoch_s": policy.epoch_s,
             "policy_sha256": policy.sha256,
+            "policy_log_index": int(policy_log_index),
             "nodes": len(settlement.lines),
             "flops_total": str(settlement.flops_total),
             "nxc_micro_total": str(settlement.nxc_micro_total),

@@ -42,6 +42,18 @@ from nexapod.protocol.v1.ledger import (
     TransferPage,
     TransferView,
 )
+from nexapod.protocol.v1.pools import (
+    PoolCount,
+    PoolMemberView,
+    PoolPreferences,
+    PoolSummary,
+    PoolTransitionView,
+    RewardEpochList,
+    RewardEpochView,
+    RewardLineView,
+    TreasuryView,
+    UserShare,
+)
 from nexapod.protocol.v1.problem import Problem
 from nexapod.protocol.v1.registry import (
     GpuInfo,
@@ -67,6 +79,16 @@ PURPOSE_RESULT = "nexapod.result.v1"
 PURPOSE_CHECKPOINT = "nexapod.checkpoint.v1"
 
 __all__ = [
+    "PoolCount",
+    "PoolMemberView",
+    "PoolPreferences",
+    "PoolSummary",
+    "PoolTransitionView",
+    "RewardEpochList",
+    "RewardEpochView",
+    "RewardLineView",
+    "TreasuryView",
+    "UserShare",
     "UnitLease",
     "UnitView",
     "PURPOSE_CHECKPOINT",
