@@ -101,3 +101,9 @@ class CoordinatorProcess:
                 self.process.kill()
                 self.process.wait(timeout=20)
         self._log.close()
+
+
+NO_SHARE_CAP_POLICY = Path(__file__).parent / "policy_no_share_cap.toml"
+"""The default policy with the share cap out of reach (``share_cap_min_users`` 1000):
+for process tests about faults and cheaters among three users, where the cap would park
+the largest honest node and leave units short of distinct users (tests/pools test it)."""

@@ -26,7 +26,7 @@ from nexapod.node.client import CoordinatorClient, Signer
 from nexapod.node.home import NodeHome
 from nexapod.protocol.v1 import JobView, SubmitJobRequest, SyntheticDataset
 from nexapod.workloads import atlas
-from tests.processes import CoordinatorProcess, wait_until
+from tests.processes import NO_SHARE_CAP_POLICY, CoordinatorProcess, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +36,7 @@ SEED = 9
 # Short leases; and room for many disagreeing results per unit: nine cheaters against
 # three honest nodes is far beyond the share the defaults are tuned for.
 ENV = {
+    "NEXAPOD_POLICY_FILE": str(NO_SHARE_CAP_POLICY),
     "NEXAPOD_LEASE_S_MIN": "3",
     "NEXAPOD_LEASE_S_MAX": "4",
     "NEXAPOD_VALIDATION_RESULTS_PER_UNIT_MAX": "12",

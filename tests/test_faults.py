@@ -30,7 +30,7 @@ from nexapod.node.client import CoordinatorClient, Signer
 from nexapod.node.home import NodeHome
 from nexapod.protocol.v1 import JobView, SubmitJobRequest, SyntheticDataset
 from nexapod.workloads import atlas
-from tests.processes import CoordinatorProcess, wait_until
+from tests.processes import NO_SHARE_CAP_POLICY, CoordinatorProcess, wait_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
@@ -54,6 +54,7 @@ USERS = ("alice", "bob", "carol")
 # Short leases, so that lost work comes back within seconds; and units in 96-row chunks
 # (512-row blocks: 6 chunks each), with a checkpoint after each.
 ENV = {
+    "NEXAPOD_POLICY_FILE": str(NO_SHARE_CAP_POLICY),
     "NEXAPOD_LEASE_S_MIN": "3",
     "NEXAPOD_LEASE_S_MAX": "4",
     "NEXAPOD_CHECKPOINT_CHUNK_ROWS": "96",

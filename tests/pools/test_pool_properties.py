@@ -69,9 +69,8 @@ class PoolMachine(RuleBasedStateMachine):
         member = Member(node_id, user, "none", capacity, self._tick(), warm, volunteer)
         self.members.append(member)
         if not volunteer:  # volunteers wait for the manager; the others ask for work
-            move = rules.admit(member, self.members, {}, POLICY)
-            if move is not None:
-                self._apply([move])
+            self._apply(rules.admit(member, self.members, {}, POLICY))
+            self.no_user_above_the_cap_once_it_binds()  # admission alone keeps the cap
         self._manage()
 
     @precondition(lambda self: any(m.pool == "hot" for m in self.members))
@@ -103,9 +102,7 @@ class PoolMachine(RuleBasedStateMachine):
     def recover(self, data: st.DataObject) -> None:
         node_id = data.draw(st.sampled_from(sorted(self.lost)))
         member = next(m for m in self.members if m.node_id == node_id)
-        move = rules.admit(member, self.members, {}, POLICY)
-        if move is not None:
-            self._apply([move])
+        self._apply(rules.admit(member, self.members, {}, POLICY))
         self._manage()
 
     @rule(

@@ -22,20 +22,42 @@ def node(
 def test_admission_to_hot_until_the_cap_binds_then_warm_with_the_reason() -> None:
     hot = [node("a1", "alice", "hot", since_ms=1), node("b1", "bob", "hot", since_ms=2)]
     # two users: the cap does not bind yet, so alice may hold 2 of 3 nodes
-    move = rules.admit(node("a2", "alice"), hot, {}, POLICY)
-    assert move == rules.Move("a2", "none", "hot", "admission")
+    assert rules.admit(node("a2", "alice"), hot, {}, POLICY) == [
+        rules.Move("a2", "none", "hot", "admission")
+    ]
     hot.append(node("a2", "alice", "hot", since_ms=3))
-    # carol makes three users: she is admitted (1/4 < 0.35)...
-    move = rules.admit(node("c1", "carol"), hot, {}, POLICY)
-    assert move is not None and move.to_pool == "hot"
-    hot.append(node("c1", "carol", "hot", since_ms=4))
-    # ...and the rebalance now demotes alice's newest node (2/4 = 0.5 > 0.35)
-    assert rules.rebalance(hot, POLICY) == [rules.Move("a2", "hot", "warm", "share_cap")]
-    hot = rules.apply_moves(hot, rules.rebalance(hot, POLICY), now_ms=5)
-    # a third alice node is refused for the cap and parked in warm; asked again, it stays
-    refused = rules.admit(node("a3", "alice"), hot, {}, POLICY)
-    assert refused == rules.Move("a3", "none", "warm", "share_cap")
-    assert rules.admit(node("a3", "alice", "warm"), hot, {}, POLICY) is None
+    # carol makes three users and the cap binds: alice (2 of 4 = 0.5) makes room, her
+    # newest node first, and carol is admitted
+    moves = rules.admit(node("c1", "carol"), hot, {}, POLICY)
+    assert moves == [
+        rules.Move("a2", "hot", "warm", "share_cap"),
+        rules.Move("c1", "none", "hot", "admission"),
+    ]
+    hot = rules.apply_moves([*hot, node("c1", "carol")], moves, now_ms=5)
+    # alice's parked node asking again changes nothing (it would be 2 of 4 again)
+    parked = next(m for m in hot if m.node_id == "a2")
+    assert rules.admit(parked, hot, {}, POLICY) == []
+    # a third alice node is refused for the cap and parked in warm
+    assert rules.admit(node("a3", "alice"), hot, {}, POLICY) == [
+        rules.Move("a3", "none", "warm", "share_cap")
+    ]
+    assert rules.rebalance(hot, POLICY) == []
+
+
+def test_a_newcomer_over_the_cap_waits_and_a_departure_rebalances() -> None:
+    hot = [node("a1", "alice", "hot", 19, since_ms=1), node("b1", "bob", "hot", 11, since_ms=2)]
+    # carol's one node would hold 21 of 51: she waits in warm; nobody is displaced
+    assert rules.admit(node("c1", "carol", tflops=21), hot, {}, POLICY) == [
+        rules.Move("c1", "none", "warm", "share_cap")
+    ]
+    # three equal users, then dave leaves: bob's two nodes hold 2 of 4; his newest goes
+    equal = [
+        node("a1", "alice", "hot", since_ms=1),
+        node("b1", "bob", "hot", since_ms=2),
+        node("b2", "bob", "hot", since_ms=6),
+        node("c1", "carol", "hot", since_ms=3),
+    ]
+    assert rules.rebalance(equal, POLICY) == [rules.Move("b2", "hot", "warm", "share_cap")]
 
 
 def test_shares_count_capacity_up_to_the_node_cap() -> None:
@@ -43,15 +65,15 @@ def test_shares_count_capacity_up_to_the_node_cap() -> None:
     hot = [node("b1", "bob", "hot", cap_tflops), node("c1", "carol", "hot", cap_tflops)]
     # a machine of 10^18 FLOP/s counts as 500 TFLOP/s: 1/3 < 0.35, admitted
     huge = node("a1", "alice", tflops=10**6)
-    assert rules.admit(huge, hot, {}, POLICY) == rules.Move("a1", "none", "hot", "admission")
+    assert rules.admit(huge, hot, {}, POLICY) == [rules.Move("a1", "none", "hot", "admission")]
 
 
 def test_institutions_and_big_contributors_go_institutional() -> None:
     members = [node("i1", "uni", tflops=10**6 + 1), node("s1", "sam")]
     reasons = rules.institutional_users(members, ["lab"], POLICY)
     assert reasons == {"lab": "institution", "uni": "capacity"}
-    move = rules.admit(node("l1", "lab"), [], reasons, POLICY)
-    assert move == rules.Move("l1", "none", "institutional", "institution")
+    moves = rules.admit(node("l1", "lab"), [], reasons, POLICY)
+    assert moves == [rules.Move("l1", "none", "institutional", "institution")]
 
 
 def test_cold_band_promotes_volunteers_and_demotes_the_least_available() -> None:

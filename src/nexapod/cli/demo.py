@@ -9,6 +9,7 @@ and the coordinator admits only that release (docs/releases.md).
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -23,6 +24,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nexapod.cli._common import console, err_console, fail, reporting_errors
+from nexapod.cli.demo_rewards import (
+    await_settlement,
+    demo_policy,
+    fund_demo_treasury,
+    report_rewards,
+)
 from nexapod.cli.node import init_node, register_node
 from nexapod.crypto import (
     ManifestVerdict,
@@ -83,9 +90,13 @@ def demo(
         try:
             console.print(f"[bold]NexaPod demo[/bold] in {root}", highlight=False)
             release_key, manifest_path, manifest = _make_release(root)
-            processes.append(_start_coordinator(root, port, release_key, manifest_path))
+            policy_path = demo_policy(root)
+            processes.append(
+                _start_coordinator(root, port, release_key, manifest_path, policy_path)
+            )
             _wait_healthy(url, processes[0])
             console.print(f"coordinator up at {url} (SQLite store in {root / 'coordinator'})")
+            fund_demo_treasury(root)
             console.print(
                 f"release enforcement on: runner release {manifest.version} (tree "
                 f"{manifest.tree_hash[:16]}…, {len(manifest.files)} files) signed with the "
@@ -104,6 +115,7 @@ def demo(
             )
             job = _follow(url, job, node_ids, processes, timeout_s)
             _report(url, job)
+            report_rewards(url, await_settlement(url, job), USERS)
             _ledger(url)
             if serve:
                 console.print(f"[bold]serving[/bold] at {url} (Ctrl-C to stop)")
@@ -122,9 +134,17 @@ def _free_port() -> int:
         return port
 
 
-def _spawn(name: str, argv: list[str], log_path: Path) -> DemoProcess:
+def _spawn(
+    name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> DemoProcess:
     log = log_path.open("wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=None if env is None else {**os.environ, **env},
+    )
     return DemoProcess(name, process, log)
 
 
@@ -155,7 +175,7 @@ def _make_release(root: Path) -> tuple[SigningKey, Path, ReleaseManifest]:
 
 
 def _start_coordinator(
-    root: Path, port: int, release_key: SigningKey, manifest_path: Path
+    root: Path, port: int, release_key: SigningKey, manifest_path: Path, policy_path: Path
 ) -> DemoProcess:
     argv = [
         sys.executable,
@@ -172,7 +192,12 @@ def _start_coordinator(
         "--release-manifest",
         str(manifest_path),
     ]
-    return _spawn("coordinator", argv, root / "logs" / "coordinator.log")
+    return _spawn(
+        "coordinator",
+        argv,
+        root / "logs" / "coordinator.log",
+        env={"NEXAPOD_POLICY_FILE": str(policy_path)},
+    )
 
 
 def _start_node(root: Path, url: str, index: int, executor: str) -> DemoProcess:

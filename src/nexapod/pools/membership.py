@@ -218,12 +218,15 @@ def gate_for_lease(session: Session, node: NodeRow, now_ms: int, policy: Policy)
     by_id = {m.node_id: m for m in members}
     candidate = by_id.get(node.node_id) or _idle_member(node, now_ms)
     institutional = institutional_map(session, policy, [node.username])
-    move = rules.admit(candidate, members, institutional, policy)
-    if move is None:
+    moves = rules.admit(candidate, members, institutional, policy)
+    if not moves:
         assert candidate.pool == "warm", "only a node parked for the cap stays put"
         return Gate(False, candidate.pool, row.reason if row is not None else "share_cap")
-    apply_moves(session, [move], {node.node_id: node.username}, now_ms)
-    return Gate(move.to_pool in _WORKING_POOLS, move.to_pool, move.reason)
+    usernames = {m.node_id: m.username for m in members} | {node.node_id: node.username}
+    apply_moves(session, moves, usernames, now_ms)
+    own = moves[-1]
+    assert own.node_id == node.node_id, "the candidate's own move comes last"
+    return Gate(own.to_pool in _WORKING_POOLS, own.to_pool, own.reason)
 
 
 def disrupted(session: Session) -> bool:

@@ -148,56 +148,68 @@ def institutional_users(
 
 def admit(
     candidate: Member, members: Sequence[Member], institutional: dict[str, str], policy: Policy
-) -> Move | None:
-    """Where a node that asks for work goes: hot, institutional, or warm for the cap.
+) -> list[Move]:
+    """Where a node that asks for work goes, and whom its arrival displaces.
 
-    None when it stays where it is (already hot or institutional, a cold standby that
-    was not promoted, or already parked in warm for the share cap).
+    Institutions' nodes go to institutional. Anyone else joins hot if, once it is in,
+    the cap can hold by demoting the newest nodes of *other* users above it (the
+    newcomer's arrival can make the cap bind, and then the over-share incumbents make
+    room); if its own user would be above the cap, it is parked in warm instead. So
+    admissions never leave the pool above the cap, and a parked node asking again
+    changes nothing (no flapping). [] when nothing moves.
     """
     if candidate.username in institutional:
         if candidate.pool == "institutional":
-            return None
-        return Move(
-            candidate.node_id, candidate.pool, "institutional", institutional[candidate.username]
-        )
+            return []
+        reason = institutional[candidate.username]
+        return [Move(candidate.node_id, candidate.pool, "institutional", reason)]
     if candidate.pool in ("hot", "cold", "institutional"):
-        return None
-    by_user = hot_capacity_by_user((m for m in members if m.node_id != candidate.node_id), policy)
-    by_user[candidate.username] = by_user.get(candidate.username, 0) + counted_capacity(
-        candidate, policy
+        return []
+    hot = [m for m in members if m.pool == "hot" and m.node_id != candidate.node_id]
+    joined = replace(
+        candidate, pool="hot", since_ms=max([m.since_ms for m in hot] + [candidate.since_ms]) + 1
     )
-    if candidate.username in _over_share(by_user, policy):
+    demotions = _demote_over_share([*hot, joined], policy, protected=candidate.username)
+    if demotions is None:
         if candidate.pool == "warm":
-            return None
-        return Move(candidate.node_id, candidate.pool, "warm", "share_cap")
-    return Move(candidate.node_id, candidate.pool, "hot", "admission")
+            return []
+        return [Move(candidate.node_id, candidate.pool, "warm", "share_cap")]
+    return [*demotions, Move(candidate.node_id, candidate.pool, "hot", "admission")]
 
 
 def rebalance(members: Sequence[Member], policy: Policy) -> list[Move]:
     """Demote the newest hot nodes of users above the cap until nobody is above it.
 
-    Each step removes one node, so the loop ends; demoting can make the cap stop
-    binding (fewer users in hot), which also ends it.
+    Run after others leave. Each step removes one node, so the loop ends; demoting can
+    make the cap stop binding (fewer users in hot), which also ends it.
     """
-    hot = sorted(
-        (m for m in members if m.pool == "hot" and not m.promoted),
-        key=lambda m: (m.since_ms, m.node_id),
-    )
-    by_user = hot_capacity_by_user(hot, policy)
+    moves = _demote_over_share([m for m in members if m.pool == "hot"], policy, protected=None)
+    assert moves is not None, "with nobody protected, the rebalance always succeeds"
+    return moves
+
+
+def _demote_over_share(
+    hot: list[Member], policy: Policy, protected: str | None
+) -> list[Move] | None:
+    """Newest-first demotions that bring every user under the cap; None when that would
+    take a node of the ``protected`` user (the newcomer's own)."""
+    working = sorted((m for m in hot if not m.promoted), key=lambda m: (m.since_ms, m.node_id))
+    by_user = hot_capacity_by_user(working, policy)
     moves: list[Move] = []
-    for _ in range(len(hot)):
+    for _ in range(len(working) + 1):
         over = _over_share(by_user, policy)
         if not over:
-            break
+            return moves
+        if protected in over:
+            return None
         user = over[0]
-        newest = next(m for m in reversed(hot) if m.username == user)
-        hot.remove(newest)
+        newest = next(m for m in reversed(working) if m.username == user)
+        working.remove(newest)
         by_user[user] -= counted_capacity(newest, policy)
         if by_user[user] == 0:
             del by_user[user]
         moves.append(Move(newest.node_id, "hot", "warm", "share_cap"))
-    assert not _over_share(by_user, policy), "the rebalance ends with every user under the cap"
-    return moves
+    raise AssertionError("every step removes a node")
 
 
 def cold_band(members: Iterable[Member], policy: Policy) -> tuple[Decimal, Decimal, Decimal]:
