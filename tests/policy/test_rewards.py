@@ -104,3 +104,21 @@ def test_the_cli_prints_exact_integers() -> None:
     bad = _cli("--flops", "-5", "--capacity-flops-per-s", "1")
     assert bad.returncode != 0
     assert "--flops must be a non-negative integer" in bad.stderr
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=10**60 - 1),
+    st.integers(min_value=-120, max_value=60),
+)
+def test_the_fast_logarithm_is_decimals_digit_for_digit(coefficient: int, exponent: int) -> None:
+    """ln (MPFR, rounded half-even) equals decimal's correctly rounded ln at 60 digits."""
+    from decimal import Context
+
+    from nexapod.policy._rewards import ln
+
+    context = Context(prec=60)
+    value = context.plus(Decimal(coefficient).scaleb(exponent))
+    above_one = context.add(1, value)  # the shape quote() takes the logarithm of
+    assert ln(value) == context.ln(value)
+    assert ln(above_one) == context.ln(above_one)

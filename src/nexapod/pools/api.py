@@ -62,14 +62,14 @@ def list_reward_epochs(ctx: ContextDep) -> RewardEpochList:
 def get_reward_epoch(
     epoch: int,
     ctx: ContextDep,
-    after: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> RewardEpochView:
     """A settled epoch: totals, the USDC factor and shortfall, and a page of node lines
-    (``limit`` is capped by the page size; follow ``next_cursor`` with ``after``)."""
+    (``limit`` is capped by the page size; follow ``next_cursor`` with ``cursor``)."""
     page = min(limit, ctx.settings.page_size_max)
     with ctx.read_uow() as uow:
-        return service.epoch_view(uow, epoch, after, page)
+        return service.epoch_view(uow, epoch, cursor, page)
 
 
 @router.get("/treasury")

@@ -6,8 +6,10 @@ once, with every change an entry in the ledger's log.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -16,14 +18,13 @@ from nexapod.policy import Policy
 from nexapod.pools import errors, rules
 from nexapod.pools.membership import apply_moves, disrupted, grant_entitlements, load_members
 from nexapod.pools.rules import Move
-from nexapod.pools.settle import TREASURY_ACCOUNT, epoch_bounds_ms
+from nexapod.pools.settle import LINES_PER_ENTRY_MAX, TREASURY_ACCOUNT, epoch_bounds_ms
 from nexapod.pools.settling import epoch_report, paid_until_ms, treasury_micro_usdc
 from nexapod.pools.store import (
     InstitutionRow,
     PoolMemberRow,
     PoolTransitionRow,
     RewardEpochRow,
-    RewardLineRow,
 )
 from nexapod.protocol.v1 import (
     PoolCount,
@@ -231,7 +232,7 @@ def verify_institution(
 
 
 def _epoch_view(
-    row: RewardEpochRow, lines: Sequence[RewardLineRow], cursor: str | None
+    row: RewardEpochRow, lines: Sequence[list[str]], cursor: str | None
 ) -> RewardEpochView:
     start_ms, end_ms = epoch_bounds_ms(row.epoch_index, row.epoch_s)
     shortfall = row.usdc_shortfall_micro
@@ -255,13 +256,13 @@ def _epoch_view(
         log_index=row.log_index,
         lines=[
             RewardLineView(
-                node_id=line.node_id,
-                username=line.username,
-                flops=str(line.flops),
-                capacity_flops_per_s=str(line.capacity_flops_per_s),
-                nxc_micro=str(line.nxc_micro),
-                usdc_owed_micro=str(line.usdc_owed_micro),
-                usdc_paid_micro=str(line.usdc_paid_micro),
+                node_id=line[0],
+                username=line[1],
+                flops=line[2],
+                capacity_flops_per_s=line[3],
+                nxc_micro=line[4],
+                usdc_owed_micro=line[5],
+                usdc_paid_micro=line[6],
             )
             for line in lines
         ],
@@ -269,18 +270,35 @@ def _epoch_view(
     )
 
 
-def epoch_view(uow: UnitOfWork, epoch_index: int, after: str | None, limit: int) -> RewardEpochView:
-    """A settled epoch and a page of its lines (by node id, after ``after``)."""
+def epoch_view(
+    uow: UnitOfWork, epoch_index: int, cursor: str | None, limit: int
+) -> RewardEpochView:
+    """A settled epoch and a page of its lines, read from its ``reward_lines`` log entries
+    (by node id; ``cursor`` is the position of the page's first line)."""
     assert limit > 0
     epoch_report(uow, epoch_index)  # raises pools.epoch_unknown
     row = uow.session.get(RewardEpochRow, epoch_index)
     assert row is not None
-    query = select(RewardLineRow).where(RewardLineRow.epoch_index == epoch_index)
-    if after is not None:
-        query = query.where(RewardLineRow.node_id > after)
-    lines = uow.session.scalars(query.order_by(RewardLineRow.node_id).limit(limit + 1)).all()
-    cursor = lines[limit - 1].node_id if len(lines) > limit else None
-    return _epoch_view(row, lines[:limit], cursor)
+    summary = _entry(uow, row.log_index)
+    assert summary["kind"] == "reward_epoch" and summary["epoch"] == epoch_index
+    start = int(cursor) if cursor is not None else 0
+    total = int(summary["nodes"])
+    stop = min(start + limit, total)
+    lines: list[list[str]] = []
+    if start < stop:
+        first_entry = summary["lines_first_index"] + start // LINES_PER_ENTRY_MAX
+        last_entry = summary["lines_first_index"] + (stop - 1) // LINES_PER_ENTRY_MAX
+        skip = start % LINES_PER_ENTRY_MAX
+        for _, raw, _ in log_store.read_entries(uow.session, first_entry, last_entry + 1):
+            lines.extend(json.loads(raw)["lines"])
+        lines = lines[skip : skip + stop - start]
+    return _epoch_view(row, lines, str(stop) if stop < total else None)
+
+
+def _entry(uow: UnitOfWork, index: int) -> dict[str, Any]:
+    ((_, raw, _),) = log_store.read_entries(uow.session, index, index + 1)
+    body: dict[str, Any] = json.loads(raw)
+    return body
 
 
 def epoch_list(uow: UnitOfWork) -> RewardEpochList:

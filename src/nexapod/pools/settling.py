@@ -13,10 +13,9 @@ end of the last settled epoch (see :func:`paid_until_ms`, which forfeiture respe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from nexapod.ledger import log_store
@@ -31,7 +30,6 @@ from nexapod.pools import errors
 from nexapod.pools.membership import institutional_map
 from nexapod.pools.settle import (
     TREASURY_ACCOUNT,
-    EpochSettlement,
     NodeWork,
     epoch_bounds_ms,
     epoch_of,
@@ -40,7 +38,7 @@ from nexapod.pools.settle import (
     settlement_transfer_id,
     settlement_transfers,
 )
-from nexapod.pools.store import PoolMemberRow, RewardEpochRow, RewardLineRow
+from nexapod.pools.store import PoolMemberRow, RewardEpochRow
 from nexapod.registry.store import NodeRow
 from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -59,7 +57,6 @@ __all__ = [
 
 EPOCHS_PER_CALL_MAX = 1000
 TRANSFERS_PER_BATCH_MAX = 4000  # each batch appends as many log entries (<= 10,000)
-LINE_ROWS_PER_INSERT_MAX = 5000
 
 
 @dataclass(frozen=True)
@@ -230,29 +227,9 @@ def settle_epoch(
         )
         session.add(row)
         session.flush()
-        _insert_lines(session, settlement)
         report = _report(row, settled_now=True)
         uow.commit()
     return report
-
-
-def _insert_lines(session: Session, settlement: EpochSettlement) -> None:
-    rows = [
-        {
-            "epoch_index": settlement.epoch_index,
-            "node_id": line.node_id,
-            "username": line.username,
-            "pool": "hot",
-            "flops": line.flops,
-            "capacity_flops_per_s": line.capacity_flops_per_s,
-            "nxc_micro": line.nxc_micro,
-            "usdc_owed_micro": line.usdc_owed_micro,
-            "usdc_paid_micro": line.usdc_paid_micro,
-        }
-        for line in settlement.lines
-    ]
-    for offset in range(0, len(rows), LINE_ROWS_PER_INSERT_MAX):
-        session.execute(insert(RewardLineRow), rows[offset : offset + LINE_ROWS_PER_INSERT_MAX])
 
 
 def settle_due_epochs(
@@ -274,16 +251,11 @@ def settle_due_epochs(
     ]
 
 
-def epoch_report(uow: UnitOfWork, epoch_index: int) -> tuple[EpochReport, Sequence[RewardLineRow]]:
+def epoch_report(uow: UnitOfWork, epoch_index: int) -> EpochReport:
     row = uow.session.get(RewardEpochRow, epoch_index)
     if row is None:
         raise errors.epoch_unknown(epoch_index)
-    lines = uow.session.scalars(
-        select(RewardLineRow)
-        .where(RewardLineRow.epoch_index == epoch_index)
-        .order_by(RewardLineRow.node_id)
-    ).all()
-    return _report(row, settled_now=False), lines
+    return _report(row, settled_now=False)
 
 
 def fund_treasury(

@@ -20,7 +20,6 @@ __all__ = [
     "PoolMemberRow",
     "PoolTransitionRow",
     "RewardEpochRow",
-    "RewardLineRow",
     "StipendRow",
 ]
 
@@ -112,24 +111,6 @@ class RewardEpochRow(Base):
     usdc_shortfall_micro: Mapped[int] = mapped_column(ExactInteger())
     treasury_micro_usdc: Mapped[int] = mapped_column(ExactInteger())  # available at settlement
     log_index: Mapped[int] = mapped_column(BigInteger)  # the summary entry
-
-
-class RewardLineRow(Base):
-    """One node's pay for one epoch, as the settlement computed it."""
-
-    __tablename__ = "reward_lines"
-
-    epoch_index: Mapped[int] = mapped_column(
-        ForeignKey("reward_epochs.epoch_index"), primary_key=True
-    )
-    node_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    username: Mapped[str] = mapped_column(String(32), index=True)
-    pool: Mapped[str] = mapped_column(String(16))
-    flops: Mapped[int] = mapped_column(ExactInteger())
-    capacity_flops_per_s: Mapped[int] = mapped_column(ExactInteger())
-    nxc_micro: Mapped[int] = mapped_column(ExactInteger())
-    usdc_owed_micro: Mapped[int] = mapped_column(ExactInteger())
-    usdc_paid_micro: Mapped[int] = mapped_column(ExactInteger())
 
 
 class StipendRow(Base):

@@ -1,5 +1,5 @@
 """pools: membership and transitions, institutions, Atlas++ entitlements, cold liveness
-challenges, settled reward epochs with their lines, and cold stipends
+challenges, settled reward epochs (their per-node lines are in the log), and cold stipends
 
 Revision ID: 0008
 Revises: 0007
@@ -105,21 +105,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("epoch_index"),
     )
     op.create_table(
-        "reward_lines",
-        sa.Column("epoch_index", sa.BigInteger(), nullable=False),
-        sa.Column("node_id", sa.String(length=40), nullable=False),
-        sa.Column("username", sa.String(length=32), nullable=False),
-        sa.Column("pool", sa.String(length=16), nullable=False),
-        sa.Column("flops", _exact(), nullable=False),
-        sa.Column("capacity_flops_per_s", _exact(), nullable=False),
-        sa.Column("nxc_micro", _exact(), nullable=False),
-        sa.Column("usdc_owed_micro", _exact(), nullable=False),
-        sa.Column("usdc_paid_micro", _exact(), nullable=False),
-        sa.ForeignKeyConstraint(["epoch_index"], ["reward_epochs.epoch_index"]),
-        sa.PrimaryKeyConstraint("epoch_index", "node_id"),
-    )
-    op.create_index("ix_reward_lines_username", "reward_lines", ["username"])
-    op.create_table(
         "cold_stipends",
         sa.Column("period_index", sa.BigInteger(), nullable=False),
         sa.Column("node_id", sa.String(length=40), nullable=False),
@@ -140,8 +125,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_results_validated_at_ms", table_name="results")
     op.drop_table("cold_stipends")
-    op.drop_index("ix_reward_lines_username", table_name="reward_lines")
-    op.drop_table("reward_lines")
     op.drop_table("reward_epochs")
     op.drop_index("ix_cold_challenges_node_issued", table_name="cold_challenges")
     op.drop_table("cold_challenges")
