@@ -142,7 +142,8 @@ def main() -> None:
                     f"{name:10} settlement {f['settle_s']:6.2f} s "
                     f"({f['nodes_per_s']:>8,.0f} nodes/s)   baseline: ledger batch of "
                     f"{f['transfers']:,.0f} transfers {f['baseline_s']:6.2f} s   ratio "
-                    f"{f['ratio']:.2f}   target <= {TARGET_S:g} s and <= {TARGET_RATIO:g}x: {verdict}"
+                    f"{f['ratio']:.2f}   target <= {TARGET_S:g} s and <= {TARGET_RATIO:g}x: "
+                    f"{verdict}"
                 )
         finally:
             if server is not None:
