@@ -41,6 +41,7 @@ class Context:
     jobs_to_merge: threading.Event = field(default_factory=threading.Event)
     entries_to_integrate: threading.Event = field(default_factory=threading.Event)
     pools_due_at_ms: int = 0  # when the maintenance loop next runs the pool manager
+    stipend_week_paid: int | None = None  # the last stipend week this process handled
 
     def uow(self) -> UnitOfWork:
         return self.uow_factory()

@@ -23,6 +23,7 @@ from nexapod.mesh import service as mesh
 from nexapod.mesh.store import JobRow
 from nexapod.pools.membership import manage_pools
 from nexapod.pools.settling import settle_due_epochs
+from nexapod.pools.stipends import pay_due_stipends
 from nexapod.registry import service as registry
 
 __all__ = ["CheckpointLoop", "MaintenanceLoop", "integrate_log_once", "run_maintenance_once"]
@@ -81,17 +82,31 @@ def _manage_pools(ctx: Context, now_ms: int) -> None:
     if moves:
         log_event(logger, "pools.moved", count=len(moves))
         ctx.entries_to_integrate.set()
-    if ctx.settings.rewards_settle_auto:
-        for report in settle_due_epochs(ctx.uow_factory, ctx.policy, now_ms):
-            if report.settled_now:
-                log_event(
-                    logger,
-                    "rewards.settled",
-                    epoch=report.epoch_index,
-                    nodes=report.nodes_paid,
-                    usdc_shortfall_micro=str(report.usdc_shortfall_micro),
-                )
-                ctx.entries_to_integrate.set()
+    if not ctx.settings.rewards_settle_auto:
+        return
+    ctx.stipend_week_paid, stipends = pay_due_stipends(
+        ctx.uow_factory, ctx.policy, now_ms, ctx.stipend_week_paid
+    )
+    for paid in stipends:
+        if paid.paid_now and paid.nodes:
+            log_event(
+                logger,
+                "stipends.paid",
+                week=paid.period_index,
+                nodes=paid.nodes,
+                nodes_paid=paid.nodes_paid,
+            )
+            ctx.entries_to_integrate.set()
+    for report in settle_due_epochs(ctx.uow_factory, ctx.policy, now_ms):
+        if report.settled_now:
+            log_event(
+                logger,
+                "rewards.settled",
+                epoch=report.epoch_index,
+                nodes=report.nodes_paid,
+                usdc_shortfall_micro=str(report.usdc_shortfall_micro),
+            )
+            ctx.entries_to_integrate.set()
 
 
 class MaintenanceLoop:

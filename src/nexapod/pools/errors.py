@@ -14,6 +14,7 @@ __all__ = [
     "not_your_node",
     "preference_empty",
     "treasury_amount_invalid",
+    "week_open",
 ]
 
 
@@ -79,4 +80,13 @@ def not_your_node(node_id: str, signer: str) -> PoolsError:
         "not_your_node",
         f"node {signer} signed a request about node {node_id}: a node sets only its own pool",
         status=403,
+    )
+
+
+def week_open(period_index: int, ends_at_ms: int) -> PoolsError:
+    return PoolsError(
+        "week_open",
+        f"stipend week {period_index} is still open (it ends at {ends_at_ms} ms)",
+        week=period_index,
+        ends_at_ms=ends_at_ms,
     )
