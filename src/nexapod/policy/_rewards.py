@@ -37,6 +37,9 @@ MPFR_BITS = 320
 MPFR_DIGITS = 75  # digits read back; the 15 past the 60th decide the rounding
 _GUARD = 10  # units of the 75th digit: closer than this to a boundary, ask decimal
 _EXACT = Context(prec=2000, traps=[Inexact])  # value - 1 for a 60-digit value, exactly
+_TIE = 5 * 10 ** (MPFR_DIGITS - DIGITS - 1)  # the tail of a value halfway between two
+_HALF, _TWO = Decimal("0.5"), Decimal(2)
+_MPFR = None if gmpy2 is None else gmpy2.context(precision=MPFR_BITS)
 _MICRO = Decimal(10**6)
 
 
@@ -79,21 +82,19 @@ def _floor(value: Decimal) -> int:
 def ln(value: Decimal) -> Decimal:
     """``Context(prec=60).ln(value)``, digit for digit, fast (see the module docstring)."""
     assert value > 0
-    if gmpy2 is None or value == 1:
+    if _MPFR is None or value == 1:
         return _CONTEXT.ln(value)
-    with gmpy2.context(precision=MPFR_BITS):
-        if Decimal("0.5") <= value <= 2:  # near 1: log1p of the exact excess stays relative
-            excess = _EXACT.subtract(value, 1)  # exact (Inexact would be raised)
-            result = gmpy2.log1p(gmpy2.mpfr(str(excess)))
-        else:  # |ln| >= ln 2: the input's rounding to 320 bits is far below 75 digits
-            result = gmpy2.log(gmpy2.mpfr(str(value)))
-        digits, exponent, _ = result.digits(10, MPFR_DIGITS)
-    negative = digits.startswith("-")
-    digits = digits.lstrip("-")
+    if _HALF <= value <= _TWO:  # near 1: log1p of the exact excess stays relative
+        excess = _EXACT.subtract(value, 1)  # exact (Inexact would be raised)
+        result = _MPFR.log1p(gmpy2.mpfr(str(excess), MPFR_BITS))
+    else:  # |ln| >= ln 2: the input's rounding to 320 bits is far below 75 digits
+        result = _MPFR.log(gmpy2.mpfr(str(value), MPFR_BITS))
+    digits, exponent, _ = result.digits(10, MPFR_DIGITS)
+    sign = ""
+    if digits[0] == "-":
+        sign, digits = "-", digits[1:]
     assert len(digits) == MPFR_DIGITS
     tail = int(digits[DIGITS:])
-    half = 5 * 10 ** (MPFR_DIGITS - DIGITS - 1)
-    if abs(tail - half) <= _GUARD or tail <= _GUARD or tail >= 2 * half - _GUARD:
+    if abs(tail - _TIE) <= _GUARD or tail <= _GUARD or tail >= 2 * _TIE - _GUARD:
         return _CONTEXT.ln(value)  # near a tie or an exact cut: let decimal decide
-    text = f"{'-' if negative else ''}0.{digits}E{exponent}"
-    return _CONTEXT.plus(Decimal(text))
+    return _CONTEXT.plus(Decimal(f"{sign}0.{digits}E{exponent}"))
