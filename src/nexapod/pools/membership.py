@@ -170,13 +170,14 @@ def grant_entitlements(session: Session, reasons: dict[str, str], now_ms: int) -
     """Atlas++ access for institutional users (unlimited, early access), once each, logged."""
     if not reasons:
         return
-    held = set(
-        session.execute(
+    held = {
+        (username, kind)
+        for username, kind in session.execute(
             select(EntitlementRow.username, EntitlementRow.kind).where(
                 EntitlementRow.username.in_(sorted(reasons))
             )
-        ).tuples()
-    )
+        )
+    }
     grants = [
         (username, kind)
         for username in sorted(reasons)
