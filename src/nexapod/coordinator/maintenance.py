@@ -1,5 +1,6 @@
 """The coordinator's background duties: merge finished jobs, expire leases and holds, prune
-nonces, and (on its own thread) integrate the ledger's log into signed checkpoints.
+nonces, issue cold nodes' liveness challenges, and (on its own thread) integrate the
+ledger's log into signed checkpoints.
 
 Each duty is idempotent, so several coordinator processes over one database may run
 it side by side; a crash in the middle is finished by the next pass.
@@ -21,12 +22,20 @@ from nexapod.ledger.tile_store import StoredCheckpoint
 from nexapod.logs import log_event
 from nexapod.mesh import service as mesh
 from nexapod.mesh.store import JobRow
+from nexapod.pools import challenging
 from nexapod.registry import service as registry
 
-__all__ = ["CheckpointLoop", "MaintenanceLoop", "integrate_log_once", "run_maintenance_once"]
+__all__ = [
+    "PASS_MS",
+    "CheckpointLoop",
+    "MaintenanceLoop",
+    "integrate_log_once",
+    "run_maintenance_once",
+]
 
 logger = logging.getLogger("nexapod.coordinator.maintenance")
 INTERVAL_S = 1.0
+PASS_MS = int(INTERVAL_S * 1000)  # the step of the cold challenges' issuing chance
 MERGES_PER_PASS_MAX = 16
 
 
@@ -44,6 +53,10 @@ def run_maintenance_once(ctx: Context) -> int:
     if voided:
         log_event(logger, "ledger.holds_expired", count=voided)
         ctx.entries_to_integrate.set()
+    schedule = challenging.challenge_schedule(ctx.settings, PASS_MS)
+    issued = challenging.issue_due_challenges(ctx.read_uow(), ctx.uow(), schedule, ctx.clock_ms())
+    if issued:
+        log_event(logger, "challenge.issued", count=issued)
     with ctx.read_uow() as uow:
         job_ids = list(
             uow.session.scalars(
