@@ -87,11 +87,14 @@ class Settings(BaseSettings):
     releases_max: int = Field(1000, ge=1, le=100_000)
     # Liveness challenges of cold nodes (docs/cold-challenges.md): one per node in every
     # interval, at a moment it cannot predict; the time it has to answer; how often a
-    # cold node is told to ask for open ones; and how many one maintenance pass issues.
+    # cold node is told to ask for open ones; how many one maintenance pass issues.
     cold_challenge_interval_s: int = Field(600, ge=4, le=7 * 86_400)
     cold_challenge_deadline_s: int = Field(60, ge=2, le=COLD_CHALLENGE_DEADLINE_S_MAX)
     cold_challenge_poll_s: int = Field(10, ge=1, le=1800)
     cold_challenges_per_pass_max: int = Field(256, ge=1, le=100_000)
+    # Challenges are kept this long past their deadline, then deleted: longer than a
+    # stipend period (at most 31 days) plus any delay in paying it.
+    cold_challenge_retention_s: int = Field(90 * 86_400, ge=31 * 86_400, le=3650 * 86_400)
 
     @classmethod
     def settings_customise_sources(

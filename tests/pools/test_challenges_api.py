@@ -395,3 +395,19 @@ def test_a_replayed_listing_reads_the_same(world: World) -> None:
     second = world.api.get("/v1/challenges", headers=signature.headers())
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
+
+
+def test_challenges_past_their_retention_are_pruned(world: World) -> None:
+    node = world.nodes[0]
+    world.place(node, "cold")
+    retention_ms = world.ctx.settings.cold_challenge_retention_s * 1000
+    first_ms = world.clock()
+    assert world.issue() == 1
+    world.clock.now_ms += INTERVAL_MS
+    assert world.issue() == 1
+    prune = challenging.prune_challenges
+    world.clock.now_ms = first_ms + DEADLINE_MS + retention_ms  # the first is just kept
+    assert prune(world.ctx.read_uow(), world.ctx.uow(), world.clock(), retention_ms) == 0
+    world.clock.now_ms += 1
+    assert prune(world.ctx.read_uow(), world.ctx.uow(), world.clock(), retention_ms) == 1
+    assert [r.issued_at_ms for r in world.rows()] == [first_ms + INTERVAL_MS]

@@ -53,10 +53,7 @@ def run_maintenance_once(ctx: Context) -> int:
     if voided:
         log_event(logger, "ledger.holds_expired", count=voided)
         ctx.entries_to_integrate.set()
-    schedule = challenging.challenge_schedule(ctx.settings, PASS_MS)
-    issued = challenging.issue_due_challenges(ctx.read_uow(), ctx.uow(), schedule, ctx.clock_ms())
-    if issued:
-        log_event(logger, "challenge.issued", count=issued)
+    _cold_challenges(ctx)
     with ctx.read_uow() as uow:
         job_ids = list(
             uow.session.scalars(
@@ -72,6 +69,18 @@ def run_maintenance_once(ctx: Context) -> int:
         except IntegrityError:  # another coordinator merged it first
             continue
     return merged
+
+
+def _cold_challenges(ctx: Context) -> None:
+    """Issue this pass's liveness challenges to cold nodes; prune those past retention."""
+    schedule = challenging.challenge_schedule(ctx.settings, PASS_MS)
+    issued = challenging.issue_due_challenges(ctx.read_uow(), ctx.uow(), schedule, ctx.clock_ms())
+    if issued:
+        log_event(logger, "challenge.issued", count=issued)
+    retention_ms = ctx.settings.cold_challenge_retention_s * 1000
+    pruned = challenging.prune_challenges(ctx.read_uow(), ctx.uow(), ctx.clock_ms(), retention_ms)
+    if pruned:
+        log_event(logger, "challenge.pruned", count=pruned)
 
 
 class MaintenanceLoop:

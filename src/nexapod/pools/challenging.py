@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -49,6 +49,7 @@ from nexapod.workloads.liveness import CHECK_KIND, SEED_HEX_CHARS, check_answer_
 __all__ = [
     "CANDIDATES_PER_PASS_MAX",
     "OPEN_LISTED_MAX",
+    "PRUNED_PER_PASS_MAX",
     "answer_challenge",
     "availability",
     "availability_by_node",
@@ -58,6 +59,7 @@ __all__ = [
     "issue_due_challenges",
     "open_challenges",
     "plan_challenges",
+    "prune_challenges",
 ]
 
 # Cold nodes one pass looks at, from a random node id on (past it, a node is looked at in
@@ -65,6 +67,7 @@ __all__ = [
 # does not count against it).
 CANDIDATES_PER_PASS_MAX = 50_000
 OPEN_LISTED_MAX = 16  # at most one is open at a time; a few more survive a settings change
+PRUNED_PER_PASS_MAX = 10_000  # a backlog of expired challenges goes over several passes
 # No challenge is open longer than the largest deadline the settings allow, so queries
 # look back only this far on the (node_id, issued_at_ms) index.
 _DEADLINE_MS_MAX = COLD_CHALLENGE_DEADLINE_S_MAX * 1000
@@ -224,6 +227,39 @@ def _insert_new(uow: UnitOfWork, challenge: NewChallenge) -> int:
     )
     count = len(uow.session.execute(statement).all())
     assert count in (0, 1)
+    return count
+
+
+def prune_challenges(read_uow: UnitOfWork, uow: UnitOfWork, now_ms: int, retention_ms: int) -> int:
+    """Delete challenges whose deadline is more than ``retention_ms`` ago (at most
+    PRUNED_PER_PASS_MAX); returns how many. The table would otherwise grow by one row per
+    cold node and interval forever; a paid stipend keeps its counts in its own row.
+
+    Looks first without the write lock, so a pass with nothing to prune writes nothing.
+    """
+    assert retention_ms > _DEADLINE_MS_MAX
+    cutoff_ms = now_ms - retention_ms
+    with read_uow:
+        stale = list(
+            read_uow.session.scalars(
+                select(ColdChallengeRow.challenge_id)
+                .where(ColdChallengeRow.deadline_at_ms < cutoff_ms)
+                .order_by(ColdChallengeRow.deadline_at_ms)
+                .limit(PRUNED_PER_PASS_MAX)
+            )
+        )
+    if not stale:
+        return 0
+    with uow:
+        result = uow.session.execute(
+            delete(ColdChallengeRow).where(
+                ColdChallengeRow.challenge_id.in_(stale),
+                ColdChallengeRow.deadline_at_ms < cutoff_ms,
+            )
+        )
+        uow.commit()
+    count: int = result.rowcount  # type: ignore[attr-defined]
+    assert 0 <= count <= len(stale)
     return count
 
 
