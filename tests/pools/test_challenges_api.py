@@ -15,6 +15,7 @@ from nexapod.coordinator.app import create_app
 from nexapod.coordinator.context import Context
 from nexapod.coordinator.maintenance import PASS_MS, run_maintenance_once
 from nexapod.crypto import sign_document, sign_request
+from nexapod.pools import availability as pool_availability
 from nexapod.pools import challenging
 from nexapod.pools.challenges import Availability, ChallengeSchedule, slot_start_ms
 from nexapod.pools.store import ColdChallengeRow, PoolMemberRow
@@ -101,7 +102,7 @@ class World:
 
     def availability(self, node: Actor, start_ms: int = 0, end_ms: int = 2**62) -> Availability:
         with self.ctx.read_uow() as uow:
-            return challenging.availability(uow.session, node.name, start_ms, end_ms)
+            return pool_availability.availability(uow.session, node.name, start_ms, end_ms)
 
 
 @pytest.fixture
@@ -374,7 +375,7 @@ def test_availability_counts_challenges_by_deadline(world: World) -> None:
     assert world.availability(node, SLOT_MS, first_deadline) == Availability(0, 0)
     assert world.availability(node, SLOT_MS, first_deadline + 1) == Availability(1, 1)
     with world.ctx.read_uow() as uow:
-        by_node = challenging.availability_by_node(uow.session, SLOT_MS, end_ms)
+        by_node = pool_availability.availability_by_node(uow.session, SLOT_MS, end_ms)
     assert by_node == {node.name: Availability(5, 2), other.name: Availability(5, 0)}
     assert world.availability(world.nodes[2]) == Availability(0, 0)
 

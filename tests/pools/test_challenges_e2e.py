@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from nexapod.cli.node import init_node, register_node
 from nexapod.node.home import NodeHome
-from nexapod.pools import challenging
+from nexapod.pools import availability as pool_availability
 from nexapod.pools.challenges import Availability
 from nexapod.pools.store import ColdChallengeRow, PoolMemberRow
 from nexapod.storage import make_engine, unit_of_work_factory
@@ -98,7 +98,7 @@ def test_a_cold_node_agent_answers_challenges_in_time(database_url: str, tmp_pat
         assert all(row.passed for row in decided), rows  # every answer was right, in time
         last_deadline_ms = max(row.deadline_at_ms for row in decided)
         with uow_factory() as uow:
-            figure = challenging.availability(uow.session, node_id, 0, last_deadline_ms + 1)
+            figure = pool_availability.availability(uow.session, node_id, 0, last_deadline_ms + 1)
         assert figure.issued >= PASSED_WANTED
         assert figure == Availability(figure.issued, figure.issued), rows
         for before, after in itertools.pairwise(rows):

@@ -1,11 +1,11 @@
-"""Cold-pool liveness challenges in the database: issue, list, answer, count.
+"""Cold-pool liveness challenges in the database: issue, list, answer, prune.
 
-The rules are in ``challenges`` (pure) and the check unit in ``nexapod.workloads.liveness``
-(shared with the node agent). Issuing runs in the coordinator's maintenance pass and is
-safe with several coordinators over one database: a node's challenge in a slot has one id
-whoever issues it, and the insert keeps the first (``ON CONFLICT DO NOTHING``). The check
-units' answers are computed outside the write transaction, so issuing holds SQLite's
-write lock only for the inserts.
+The rules are in ``challenges`` (pure), the check unit in ``nexapod.workloads.liveness``
+(shared with the node agent), the availability figures in ``availability``. Issuing runs
+in the coordinator's maintenance pass and is safe with several coordinators over one
+database: a node's challenge in a slot has one id whoever issues it, and the insert keeps
+the first (``ON CONFLICT DO NOTHING``). The check units' answers are computed outside the
+write transaction, so issuing holds SQLite's write lock only for the inserts.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import verify_document
 from nexapod.pools import challenge_errors as errors
 from nexapod.pools.challenges import (
-    Availability,
     ChallengeSchedule,
     answer_status,
     challenge_id_for,
@@ -50,10 +48,8 @@ __all__ = [
     "CANDIDATES_PER_PASS_MAX",
     "OPEN_LISTED_MAX",
     "PRUNED_PER_PASS_MAX",
-    "answer_challenge",
-    "availability",
-    "availability_by_node",
     "NewChallenge",
+    "answer_challenge",
     "challenge_schedule",
     "insert_challenges",
     "issue_due_challenges",
@@ -338,52 +334,3 @@ def answer_challenge(
     )
     uow.commit()
     return outcome
-
-
-def availability(session: Session, node_id: str, start_ms: int, end_ms: int) -> Availability:
-    """The node's challenges whose deadline falls in ``[start_ms, end_ms)``, and how many
-    of them it answered right and in time (ECONOMICS.md §4).
-
-    Every such challenge is decided by ``end_ms``, so once ``end_ms`` has passed the figure
-    is final; windows that partition time count each challenge once. Before ``end_ms``, an
-    open challenge counts as issued and not (yet) answered.
-    """
-    assert 0 <= start_ms <= end_ms
-    issued, passed = session.execute(
-        select(func.count(), _passed_count()).where(
-            ColdChallengeRow.node_id == node_id, *_deadline_in(start_ms, end_ms)
-        )
-    ).one()
-    return Availability(issued=int(issued), answered_in_time=int(passed or 0))
-
-
-def availability_by_node(session: Session, start_ms: int, end_ms: int) -> dict[str, Availability]:
-    """:func:`availability` of every node challenged in the window, in one query.
-
-    A node absent from the result was not challenged: its availability is
-    ``Availability(0, 0)``.
-    """
-    assert 0 <= start_ms <= end_ms
-    rows = session.execute(
-        select(ColdChallengeRow.node_id, func.count(), _passed_count())
-        .where(*_deadline_in(start_ms, end_ms))
-        .group_by(ColdChallengeRow.node_id)
-    ).all()
-    return {
-        node_id: Availability(issued=int(issued), answered_in_time=int(passed or 0))
-        for node_id, issued, passed in rows
-    }
-
-
-def _passed_count() -> Any:
-    return func.sum(case((ColdChallengeRow.passed.is_(True), 1), else_=0))
-
-
-def _deadline_in(start_ms: int, end_ms: int) -> tuple[Any, ...]:
-    """A deadline in [start_ms, end_ms), with the issue range the index can use."""
-    return (
-        ColdChallengeRow.issued_at_ms >= start_ms - _DEADLINE_MS_MAX,
-        ColdChallengeRow.issued_at_ms < end_ms,
-        ColdChallengeRow.deadline_at_ms >= start_ms,
-        ColdChallengeRow.deadline_at_ms < end_ms,
-    )
