@@ -61,3 +61,27 @@ def test_bad_release_keys_stop_the_coordinator(
 def test_releases_max_is_bounded(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="releases_max"):
         Settings(data_dir=tmp_path, releases_max=0)
+
+
+def test_cold_challenge_defaults(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    assert settings.cold_challenge_interval_s == 600
+    assert settings.cold_challenge_deadline_s == 60
+    assert settings.cold_challenge_poll_s == 10
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"cold_challenge_interval_s": 100}, "at most half of cold_challenge_interval_s"),
+        ({"cold_challenge_poll_s": 31}, "at most half of cold_challenge_deadline_s"),
+        ({"cold_challenge_deadline_s": 1}, "greater than or equal to 2"),
+        ({"cold_challenge_retention_s": 86_400}, "greater than or equal to 2678400"),
+        ({"cold_challenges_per_pass_max": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_inconsistent_cold_challenge_settings_stop_the_coordinator(
+    tmp_path: Path, values: dict[str, int], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(data_dir=tmp_path, **values)

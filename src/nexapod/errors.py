@@ -5,6 +5,7 @@
      +-- AuthError                   auth.*       signatures, timestamps, replays
      +-- RegistryError               registry.*   users, nodes, profiles
      +-- MeshError                   mesh.*       jobs, work units, leases, results
+     +-- PoolError                   pools.*      pool membership, cold challenges
      +-- WorkloadError               workload.*   datasets and unit results
      +-- NodeError                   node.*       the node agent (never sent over HTTP)
 
@@ -23,6 +24,7 @@ __all__ = [
     "MeshError",
     "NexaPodError",
     "NodeError",
+    "PoolError",
     "ProtocolError",
     "RegistryError",
     "WorkloadError",
@@ -63,6 +65,10 @@ class RegistryError(NexaPodError):
 
 class MeshError(NexaPodError):
     area = "mesh"
+
+
+class PoolError(NexaPodError):
+    area = "pools"
 
 
 class WorkloadError(NexaPodError):

@@ -21,10 +21,11 @@ from pydantic_settings import (
 
 from nexapod.crypto import load_public_key
 
-__all__ = ["RELEASE_KEYS_MAX", "Settings", "default_data_dir"]
+__all__ = ["COLD_CHALLENGE_DEADLINE_S_MAX", "RELEASE_KEYS_MAX", "Settings", "default_data_dir"]
 
 MIB = 1 << 20
 RELEASE_KEYS_MAX = 16
+COLD_CHALLENGE_DEADLINE_S_MAX = 3600
 
 
 def default_data_dir() -> Path:
@@ -91,6 +92,16 @@ class Settings(BaseSettings):
     # runner tree. With none, admission is open (and the coordinator warns at start-up).
     release_public_keys: list[str] = Field(default_factory=list, max_length=RELEASE_KEYS_MAX)
     releases_max: int = Field(1000, ge=1, le=100_000)
+    # Liveness challenges of cold nodes (docs/cold-challenges.md): one per node in every
+    # interval, at a moment it cannot predict; the time it has to answer; how often a
+    # cold node is told to ask for open ones; how many one maintenance pass issues.
+    cold_challenge_interval_s: int = Field(600, ge=4, le=7 * 86_400)
+    cold_challenge_deadline_s: int = Field(60, ge=2, le=COLD_CHALLENGE_DEADLINE_S_MAX)
+    cold_challenge_poll_s: int = Field(10, ge=1, le=1800)
+    cold_challenges_per_pass_max: int = Field(256, ge=1, le=100_000)
+    # Challenges are kept this long past their deadline, then deleted: longer than a
+    # stipend period (at most 31 days) plus any delay in paying it.
+    cold_challenge_retention_s: int = Field(90 * 86_400, ge=31 * 86_400, le=3650 * 86_400)
 
     @classmethod
     def settings_customise_sources(
@@ -134,6 +145,16 @@ class Settings(BaseSettings):
             )
         if self.result_bytes_max > self.body_bytes_max:
             raise ValueError("result_bytes_max must not exceed body_bytes_max")
+        if 2 * self.cold_challenge_deadline_s > self.cold_challenge_interval_s:
+            raise ValueError(
+                f"cold_challenge_deadline_s ({self.cold_challenge_deadline_s}) must be at most "
+                f"half of cold_challenge_interval_s ({self.cold_challenge_interval_s})"
+            )
+        if 2 * self.cold_challenge_poll_s > self.cold_challenge_deadline_s:
+            raise ValueError(
+                f"cold_challenge_poll_s ({self.cold_challenge_poll_s}) must be at most "
+                f"half of cold_challenge_deadline_s ({self.cold_challenge_deadline_s})"
+            )
         return self
 
     def resolved_database_url(self) -> str:

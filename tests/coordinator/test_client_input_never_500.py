@@ -43,7 +43,13 @@ KNOWN_KEYS = st.sampled_from(
     ]
 )
 BODIES = JSON_VALUES | st.dictionaries(KNOWN_KEYS, JSON_VALUES, max_size=5)
-SIGNED_PATHS = ["/v1/leases", "/v1/results", "/v1/jobs", "/v1/leases/" + "a" * 32 + "/failure"]
+SIGNED_PATHS = [
+    "/v1/leases",
+    "/v1/results",
+    "/v1/jobs",
+    "/v1/leases/" + "a" * 32 + "/failure",
+    "/v1/challenges/" + "a" * 32,
+]
 UNSIGNED_PATHS = ["/v1/users", "/v1/nodes", "/v1/releases"]
 
 

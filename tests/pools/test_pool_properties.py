@@ -160,7 +160,7 @@ class PoolMachine(RuleBasedStateMachine):
                         total + rules.counted_capacity(m, POLICY) > high
                         or rules.counted_capacity(m, POLICY) == 0
                     )
-        if total > high:  # then no cold node could leave without going under the floor
+        if total > high > 0:  # then no cold node could leave without going under the floor
             assert all(total - c < low for c in cold)
 
     @invariant()

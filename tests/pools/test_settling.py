@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from nexapod.errors import PoolError
 from nexapod.ledger import log_store
 from nexapod.ledger import service as ledger
 from nexapod.policy import default_policy, quote
-from nexapod.pools.errors import PoolsError
 from nexapod.pools.settle import check_lines, epoch_bounds_ms
 from nexapod.pools.settling import (
     fund_treasury,
@@ -116,7 +116,7 @@ def test_an_epoch_mints_nxc_pays_scaled_usdc_once_and_replays_exactly(
 def test_an_open_epoch_is_refused_and_nothing_changes(uow_factory: UnitOfWorkFactory) -> None:
     seed_world(uow_factory, NODES, WORK)
     size = _tree_size(uow_factory)
-    with pytest.raises(PoolsError) as caught:
+    with pytest.raises(PoolError) as caught:
         settle_epoch(uow_factory, POLICY, EPOCH, END_MS - 1)
     assert caught.value.code == "pools.epoch_open"
     assert _tree_size(uow_factory) == size
@@ -140,7 +140,7 @@ def test_institutions_earn_no_money_and_epochs_settle_in_order(
     )
     assert reports[1].nodes_paid == 1  # bob only
     assert settle_due_epochs(uow_factory, POLICY, now_ms) == []  # bob's next epoch is still open
-    with pytest.raises(PoolsError) as caught:
+    with pytest.raises(PoolError) as caught:
         settle_epoch(uow_factory, POLICY, EPOCH - 5, now_ms)
     assert caught.value.code == "pools.epoch_settled_before"
 

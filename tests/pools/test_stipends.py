@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nexapod.errors import PoolError
 from nexapod.ledger import service as ledger
 from nexapod.policy import default_policy
-from nexapod.pools.errors import PoolsError
 from nexapod.pools.membership import apply_moves
 from nexapod.pools.rules import Move
 from nexapod.pools.settling import fund_treasury
@@ -80,7 +80,7 @@ def test_a_week_pays_by_time_in_cold_and_availability_once(uow_factory: UnitOfWo
     _challenges(uow_factory, "c-flaky", [True] * 8 + [False] * 2)  # 0.8: nothing
     fund_treasury(uow_factory, 10**9, "seed", START)
 
-    with pytest.raises(PoolsError) as caught:
+    with pytest.raises(PoolError) as caught:
         pay_stipends(uow_factory, POLICY, WEEK, END - 1)
     assert caught.value.code == "pools.week_open"
 

@@ -258,7 +258,9 @@ def run(
         console.print(
             f"stopped after {time.monotonic() - started:.1f} s: {summary.units_done} units done, "
             f"{summary.units_failed} failed, {summary.units_refused} refused, "
-            f"{summary.verified_flops / 1e9:.2f} GFLOP verified",
+            f"{summary.verified_flops / 1e9:.2f} GFLOP verified; "
+            f"{summary.challenges.answered} liveness challenges answered "
+            f"({summary.challenges.passed} passed)",
             highlight=False,
         )
 

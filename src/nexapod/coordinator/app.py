@@ -22,6 +22,7 @@ from nexapod.ledger.log_key import ensure_log_key, load_log_identity
 from nexapod.mesh.api import router as mesh_router
 from nexapod.policy import load_policy
 from nexapod.pools.api import router as pools_router
+from nexapod.pools.challenges_api import router as challenges_router
 from nexapod.registry.api import router as registry_router
 from nexapod.registry.releases_api import router as releases_router
 from nexapod.settings import Settings
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(registry_router)
     app.include_router(releases_router)
     app.include_router(mesh_router)
+    app.include_router(challenges_router)
     app.include_router(ledger_router)
     app.include_router(ledger_log_router)
     app.include_router(pools_router)

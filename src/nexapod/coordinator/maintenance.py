@@ -1,5 +1,6 @@
 """The coordinator's background duties: merge finished jobs, expire leases and holds, prune
-nonces, and (on its own thread) integrate the ledger's log into signed checkpoints.
+nonces, issue cold nodes' liveness challenges, and (on its own thread) integrate the
+ledger's log into signed checkpoints.
 
 Each duty is idempotent, so several coordinator processes over one database may run
 it side by side; a crash in the middle is finished by the next pass.
@@ -21,15 +22,23 @@ from nexapod.ledger.tile_store import StoredCheckpoint
 from nexapod.logs import log_event
 from nexapod.mesh import service as mesh
 from nexapod.mesh.store import JobRow
+from nexapod.pools import challenging
 from nexapod.pools.membership import manage_pools
 from nexapod.pools.settling import settle_due_epochs
 from nexapod.pools.stipends import pay_due_stipends
 from nexapod.registry import service as registry
 
-__all__ = ["CheckpointLoop", "MaintenanceLoop", "integrate_log_once", "run_maintenance_once"]
+__all__ = [
+    "PASS_MS",
+    "CheckpointLoop",
+    "MaintenanceLoop",
+    "integrate_log_once",
+    "run_maintenance_once",
+]
 
 logger = logging.getLogger("nexapod.coordinator.maintenance")
 INTERVAL_S = 1.0
+PASS_MS = int(INTERVAL_S * 1000)  # the step of the cold challenges' issuing chance
 MERGES_PER_PASS_MAX = 16
 
 
@@ -47,6 +56,7 @@ def run_maintenance_once(ctx: Context) -> int:
     if voided:
         log_event(logger, "ledger.holds_expired", count=voided)
         ctx.entries_to_integrate.set()
+    _cold_challenges(ctx)
     with ctx.read_uow() as uow:
         job_ids = list(
             uow.session.scalars(
@@ -107,6 +117,18 @@ def _manage_pools(ctx: Context, now_ms: int) -> None:
                 usdc_shortfall_micro=str(report.usdc_shortfall_micro),
             )
             ctx.entries_to_integrate.set()
+
+
+def _cold_challenges(ctx: Context) -> None:
+    """Issue this pass's liveness challenges to cold nodes; prune those past retention."""
+    schedule = challenging.challenge_schedule(ctx.settings, PASS_MS)
+    issued = challenging.issue_due_challenges(ctx.read_uow(), ctx.uow(), schedule, ctx.clock_ms())
+    if issued:
+        log_event(logger, "challenge.issued", count=issued)
+    retention_ms = ctx.settings.cold_challenge_retention_s * 1000
+    pruned = challenging.prune_challenges(ctx.read_uow(), ctx.uow(), ctx.clock_ms(), retention_ms)
+    if pruned:
+        log_event(logger, "challenge.pruned", count=pruned)
 
 
 class MaintenanceLoop:

@@ -2,7 +2,8 @@
 
 The loop keeps one unit running and the next one's inputs downloading, and uploads
 results in the background, so the CPU stays on science while the network works.
-Each unit gets its own scratch directory, removed when the unit is over. With a
+Each unit gets its own scratch directory, removed when the unit is over. Beside the loop,
+a thread answers the coordinator's liveness challenges (``challenges``). With a
 verified release (``release_check``), the files a unit runs are checked against it just
 before the unit starts; a change stops the node, and the unit goes back to the queue.
 """
@@ -24,6 +25,7 @@ from nexapod.crypto import SigningKey, b64encode, sha256_hex, sign_document
 from nexapod.errors import NexaPodError, NodeError, WorkloadError
 from nexapod.logs import log_event
 from nexapod.node.cache import BlockCache
+from nexapod.node.challenges import POLL_S_MIN, ChallengeCounts, ChallengeResponder
 from nexapod.node.client import CoordinatorClient, RemoteError
 from nexapod.node.executors import ExecutionOutcome, Executor, SandboxLimits
 from nexapod.node.release_check import RunnerRelease
@@ -63,9 +65,12 @@ class AgentConfig:
     unit_threads: int = 1
     cache_bytes_max: int = 2 * GIB
     checkpoint_interval_s: float = 30.0  # upload a long unit's state at most this often
+    challenges: bool = True  # answer liveness challenges (cold pool)
+    challenge_poll_s_max: float = 60.0  # ask for them at least this often, whatever the pace
 
     def __post_init__(self) -> None:
         assert self.units_max is None or self.units_max >= 1
+        assert self.challenge_poll_s_max >= POLL_S_MIN
         assert 0 <= self.prefetch_units <= 16
         assert self.memory_bytes_max > 0
         assert self.unit_threads >= 1
@@ -92,6 +97,7 @@ class AgentSummary:
     units_refused: int = 0
     verified_flops: int = 0
     events: deque[UnitEvent] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT_MAX))
+    challenges: ChallengeCounts = field(default_factory=ChallengeCounts)
 
 
 # A granted unit, the preparation of its scratch directory, and when it was received.
@@ -145,6 +151,27 @@ class NodeAgent:
         Raises the NodeError that stopped it when a workload no longer matches the release.
         """
         self.scratch_root.mkdir(parents=True, exist_ok=True)
+        responder = None
+        if self.config.challenges:
+            responder = ChallengeResponder(
+                node_id=self.node_id,
+                key=self.key,
+                client=self.client,
+                poll_s_max=self.config.challenge_poll_s_max,
+            )
+            self.summary.challenges = responder.counts
+            responder.start()
+        try:
+            self._loop()
+        finally:
+            if responder is not None:
+                responder.stop()
+        if self._refusal is not None:
+            raise self._refusal
+        return self.summary
+
+    def _loop(self) -> None:
+        """The run loop proper (see :meth:`run`)."""
         pending: deque[_Pending] = deque()
         uploads: list[Future[None]] = []
         leased_total = 0
@@ -196,9 +223,6 @@ class NodeAgent:
             for grant, prepared, _ in pending:  # stopped early: give the work back
                 prepared.cancel()
                 self._report_failure(grant, "node_stopping", "the node stopped before this unit")
-        if self._refusal is not None:
-            raise self._refusal
-        return self.summary
 
     def _workload_intact(self, grant: LeaseGrant, prepared: Future[Path]) -> bool:
         """Check the files this unit runs against the release; a change stops the node.

@@ -19,6 +19,9 @@ from pydantic import BaseModel
 from nexapod.crypto import SigningKey, sign_request
 from nexapod.errors import NexaPodError
 from nexapod.protocol.v1 import (
+    ChallengeAnswer,
+    ChallengeList,
+    ChallengeOutcome,
     CheckpointUpload,
     FailureReport,
     JobList,
@@ -160,6 +163,14 @@ class CoordinatorClient:
         return self._call(
             "POST", f"/v1/nodes/{node_id}/pool", preferences, PoolMemberView, signed=True
         )
+
+    # liveness challenges (cold pool)
+    def open_challenges(self) -> ChallengeList:
+        return self._call("GET", "/v1/challenges", None, ChallengeList, signed=True)
+
+    def answer_challenge(self, challenge_id: str, answer: ChallengeAnswer) -> ChallengeOutcome:
+        path = f"/v1/challenges/{challenge_id}"
+        return self._call("POST", path, answer, ChallengeOutcome, signed=True)
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._send("GET", "/v1/health", None, signed=False).json()

@@ -227,9 +227,12 @@ def manage_cold(members: Sequence[Member], policy: Policy) -> list[Move]:
     first, each only if it does not carry cold above the band, until the target is
     reached. Above the band, the least available cold nodes leave, each only if cold
     stays at or above the band's floor. Nodes are whole, so a small network may be
-    unable to land inside the band; then it stays as close as whole nodes allow.
+    unable to land inside the band; then it stays as close as whole nodes allow. With
+    no hot capacity at all (between jobs) the band is undefined and cold is left alone.
     """
     low, target, high = cold_band(members, policy)
+    if high == 0:
+        return []  # no hot capacity (between jobs): the band is undefined, standby stays
     cold = [m for m in members if m.pool == "cold"]
     cold_total = sum(counted_capacity(m, policy) for m in cold)
     moves: list[Move] = []

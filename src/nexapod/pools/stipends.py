@@ -2,8 +2,9 @@
 
 For a closed week, every node that spent time in cold is paid by
 :func:`nexapod.pools.stipend.stipend`: its seconds in cold come from its pool
-transitions, its availability from the week's liveness challenges (those whose
-deadline fell inside the week; answered in time and right, over issued). NXC is
+transitions, its availability from the week's liveness challenges
+(``pools.availability``: those whose deadline fell inside the week; answered in time
+and right, over issued). NXC is
 minted; USDC comes from the treasury, scaled by one common factor when the treasury
 is short (as for epochs). Each node's stipend, or its refusal with the reason, is a
 ``cold_stipend`` entry and a ``cold_stipends`` row; transfer ids are fixed by the week,
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from nexapod.ledger import log_store
@@ -24,9 +25,10 @@ from nexapod.ledger.accounts import mint_account_id, user_account_id
 from nexapod.ledger.rules import NewTransfer
 from nexapod.policy import Policy
 from nexapod.pools import errors
+from nexapod.pools.availability import Availability, availability_by_node
 from nexapod.pools.settle import TREASURY_ACCOUNT, settlement_transfer_id
 from nexapod.pools.stipend import Stipend, cold_seconds, stipend
-from nexapod.pools.store import ColdChallengeRow, PoolMemberRow, PoolTransitionRow, StipendRow
+from nexapod.pools.store import PoolMemberRow, PoolTransitionRow, StipendRow
 from nexapod.storage.uow import UnitOfWorkFactory
 
 __all__ = ["STIPEND_CODE", "StipendReport", "pay_due_stipends", "pay_stipends", "week_bounds_ms"]
@@ -88,21 +90,6 @@ def _seconds_in_cold(session: Session, node_id: str, start_ms: int, end_ms: int)
     return cold_seconds(before or "none", [(int(a), t) for a, t in changes], start_ms, end_ms)
 
 
-def _challenges(session: Session, node_id: str, start_ms: int, end_ms: int) -> tuple[int, int]:
-    """(issued, answered in time and right) among challenges due inside the week."""
-    issued, passed = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((ColdChallengeRow.passed, 1), else_=0)), 0),
-        ).where(
-            ColdChallengeRow.node_id == node_id,
-            ColdChallengeRow.deadline_at_ms >= start_ms,
-            ColdChallengeRow.deadline_at_ms < end_ms,
-        )
-    ).one()
-    return int(issued), int(passed)
-
-
 def pay_stipends(
     uow_factory: UnitOfWorkFactory, policy: Policy, period_index: int, now_ms: int
 ) -> StipendReport:
@@ -119,9 +106,11 @@ def pay_stipends(
         if now_ms < end_ms:
             raise errors.week_open(period_index, end_ms)
         owed: list[tuple[str, str, int, int, int, Stipend]] = []
+        answers = availability_by_node(session, start_ms, end_ms)
         for node_id, username in _cold_nodes(session, start_ms, end_ms):
             cold_s = _seconds_in_cold(session, node_id, start_ms, end_ms)
-            issued, answered = _challenges(session, node_id, start_ms, end_ms)
+            seen = answers.get(node_id, Availability(0, 0))
+            issued, answered = seen.issued, seen.answered_in_time
             owed.append(
                 (
                     node_id,

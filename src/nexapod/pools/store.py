@@ -91,7 +91,10 @@ class ColdChallengeRow(Base):
     answered_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     passed: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
-    __table_args__ = (Index("ix_cold_challenges_node_issued", "node_id", "issued_at_ms"),)
+    __table_args__ = (
+        Index("ix_cold_challenges_node_issued", "node_id", "issued_at_ms"),
+        Index("ix_cold_challenges_deadline_at_ms", "deadline_at_ms"),  # migration 0010
+    )
 
 
 class RewardEpochRow(Base):

@@ -3,6 +3,14 @@
 Every message forbids unknown fields; a breaking change is a new version package.
 """
 
+from nexapod.protocol.v1.challenges import (
+    CHALLENGE_STATUSES,
+    ChallengeAnswer,
+    ChallengeAnswerDocument,
+    ChallengeList,
+    ChallengeOutcome,
+    ChallengeView,
+)
 from nexapod.protocol.v1.jobs import (
     JOB_STATUSES,
     JobList,
@@ -77,6 +85,7 @@ PURPOSE_NODE = "nexapod.node.v1"
 PURPOSE_NODE_AUTHORIZATION = "nexapod.node_authorization.v1"
 PURPOSE_RESULT = "nexapod.result.v1"
 PURPOSE_CHECKPOINT = "nexapod.checkpoint.v1"
+PURPOSE_CHALLENGE_ANSWER = "nexapod.challenge_answer.v1"
 
 __all__ = [
     "PoolCount",
@@ -92,6 +101,13 @@ __all__ = [
     "UnitLease",
     "UnitView",
     "PURPOSE_CHECKPOINT",
+    "PURPOSE_CHALLENGE_ANSWER",
+    "CHALLENGE_STATUSES",
+    "ChallengeAnswer",
+    "ChallengeAnswerDocument",
+    "ChallengeList",
+    "ChallengeOutcome",
+    "ChallengeView",
     "CheckpointDocument",
     "CheckpointUpload",
     "ComputeRecord",
