@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 MEMBERS_MAX = 1_000_000
+IN_LIST_MAX = 900  # names per IN (...) list: inside SQLite's oldest bind limit (999)
 ENTITLEMENT_KINDS = ("unlimited", "early_access")
 _WORKING_POOLS = ("hot", "institutional")
 
@@ -81,17 +82,21 @@ def _idle_member(node: NodeRow, now_ms: int) -> Member:
 
 def institutional_map(session: Session, policy: Policy, usernames: Iterable[str]) -> dict[str, str]:
     """Which of these users belong in the institutional pool, and why."""
-    wanted = sorted(set(usernames))
+    wanted = set(usernames)
     if not wanted:
         return {}
-    institutions = session.scalars(
-        select(InstitutionRow.username).where(InstitutionRow.username.in_(wanted))
-    ).all()
-    nodes = session.execute(
-        select(NodeRow.username, NodeRow.capacity_flops_per_s).where(NodeRow.username.in_(wanted))
-    ).all()
-    members = [Member(f"n{i}", user, "none", int(cap), 0) for i, (user, cap) in enumerate(nodes)]
-    return rules.institutional_users(members, institutions, policy)
+    few = len(wanted) <= IN_LIST_MAX  # else read them all: one scan beats huge IN lists
+    institutions = select(InstitutionRow.username)
+    nodes = select(NodeRow.username, NodeRow.capacity_flops_per_s)
+    if few:
+        institutions = institutions.where(InstitutionRow.username.in_(sorted(wanted)))
+        nodes = nodes.where(NodeRow.username.in_(sorted(wanted)))
+    capacity: dict[str, int] = {}
+    for username, node_capacity in session.execute(nodes):
+        if username in wanted:
+            capacity[username] = capacity.get(username, 0) + int(node_capacity)
+    listed = [name for name in session.scalars(institutions) if name in wanted]
+    return rules.institutional_reasons(capacity, listed, policy)
 
 
 def apply_moves(

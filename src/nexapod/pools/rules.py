@@ -38,6 +38,7 @@ __all__ = [
     "disruption_over",
     "failover",
     "hot_capacity_by_user",
+    "institutional_reasons",
     "institutional_users",
     "manage_cold",
     "rebalance",
@@ -136,11 +137,18 @@ def institutional_users(
     A verified institution is there by the operator's act; anyone else once the sum of
     their nodes' benchmarked capacity exceeds ``institutional_min_flops_per_s``.
     """
-    reasons = {username: "institution" for username in institutions}
     capacity: dict[str, int] = {}
     for member in members:
         capacity[member.username] = capacity.get(member.username, 0) + member.capacity_flops_per_s
-    for username, total in capacity.items():
+    return institutional_reasons(capacity, institutions, policy)
+
+
+def institutional_reasons(
+    capacity_by_user: dict[str, int], institutions: Iterable[str], policy: Policy
+) -> dict[str, str]:
+    """:func:`institutional_users` from each user's total benchmarked capacity."""
+    reasons = {username: "institution" for username in institutions}
+    for username, total in capacity_by_user.items():
         if username not in reasons and total > policy.institutional_min_flops_per_s:
             reasons[username] = "capacity"
     return reasons
