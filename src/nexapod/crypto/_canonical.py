@@ -77,8 +77,18 @@ def _is_plain(value: Any, depth: int) -> bool:
             elif not _is_plain(item, depth + 1):
                 return False
         return True
-    if kind is list or kind is tuple:
-        return all(_is_plain(item, depth + 1) for item in value)
+    if kind is list or kind is tuple:  # the same loop: settlement lines come by the 10^5
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str:
+                if not item.isascii():
+                    return False
+            elif item_kind is int:
+                if not -_PLAIN_INT_MAX <= item <= _PLAIN_INT_MAX:
+                    return False
+            elif not _is_plain(item, depth + 1):
+                return False
+        return True
     if value is None or isinstance(value, bool):
         return True
     if isinstance(value, int):
