@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     # Challenges are kept this long past their deadline, then deleted: longer than a
     # stipend period (at most 31 days) plus any delay in paying it.
     cold_challenge_retention_s: int = Field(90 * 86_400, ge=31 * 86_400, le=3650 * 86_400)
+    # The leaderboard (docs/leaderboard.md): its snapshot is made at most once every
+    # stats_refresh_s; the recent average halves every stats_recent_half_life_s; making
+    # a snapshot holds every contributor in memory, so there is a most.
+    stats_refresh_s: int = Field(3600, ge=60, le=7 * 86_400)
+    stats_recent_half_life_s: int = Field(7 * 86_400, ge=3600, le=365 * 86_400)
+    stats_users_max: int = Field(1_000_000, ge=1, le=10_000_000)
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from nexapod.coordinator.context import Context
+from nexapod.errors import RegistryError
 from nexapod.ledger import service as ledger
 from nexapod.ledger.integrator import integrate_pending
 from nexapod.ledger.log_store import read_tree_size
@@ -27,6 +28,7 @@ from nexapod.pools.membership import manage_pools
 from nexapod.pools.settling import settle_due_epochs
 from nexapod.pools.stipends import pay_due_stipends
 from nexapod.registry import service as registry
+from nexapod.registry import stats
 
 __all__ = [
     "PASS_MS",
@@ -57,6 +59,7 @@ def run_maintenance_once(ctx: Context) -> int:
         log_event(logger, "ledger.holds_expired", count=voided)
         ctx.entries_to_integrate.set()
     _cold_challenges(ctx)
+    _refresh_stats(ctx, now_ms)
     with ctx.read_uow() as uow:
         job_ids = list(
             uow.session.scalars(
@@ -129,6 +132,15 @@ def _cold_challenges(ctx: Context) -> None:
     pruned = challenging.prune_challenges(ctx.read_uow(), ctx.uow(), ctx.clock_ms(), retention_ms)
     if pruned:
         log_event(logger, "challenge.pruned", count=pruned)
+
+
+def _refresh_stats(ctx: Context, now_ms: int) -> None:
+    """Make the leaderboard's snapshot when it is due, so no request waits for it."""
+    config = stats.StatsConfig.from_settings(ctx.settings)
+    try:
+        stats.refresh_if_due(ctx.uow_factory, ctx.read_uow_factory, now_ms, config)
+    except RegistryError as exc:  # too many contributors: requests get the same problem
+        log_event(logger, "stats.refresh_failed", code=exc.code)
 
 
 class MaintenanceLoop:

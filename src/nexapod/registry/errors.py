@@ -24,6 +24,8 @@ __all__ = [
     "replayed_request",
     "runner_not_released",
     "signature_invalid",
+    "stats_snapshot_unknown",
+    "stats_users_max_exceeded",
     "timestamp_skew",
     "user_key_taken",
     "user_unknown",
@@ -210,4 +212,26 @@ def runner_not_released(tree_hash: str) -> RegistryError:
         "(`nexapod release publish`)",
         status=403,
         runner_tree_hash=tree_hash,
+    )
+
+
+def stats_snapshot_unknown(snapshot_id: int) -> RegistryError:
+    return RegistryError(
+        "stats_snapshot_unknown",
+        f"no leaderboard snapshot {snapshot_id}: it was never made or has been replaced by "
+        "newer ones; start again from the newest (leave out the cursor or snapshot_id)",
+        status=404,
+        snapshot_id=snapshot_id,
+    )
+
+
+def stats_users_max_exceeded(users: int, users_max: int) -> RegistryError:
+    return RegistryError(
+        "stats_users_max_exceeded",
+        f"the leaderboard snapshot would hold {users} contributors, more than stats_users_max "
+        f"({users_max}); the operator must raise NEXAPOD_STATS_USERS_MAX (making a snapshot "
+        "holds every contributor in memory)",
+        status=503,
+        users=users,
+        users_max=users_max,
     )

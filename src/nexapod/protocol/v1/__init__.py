@@ -79,6 +79,17 @@ from nexapod.protocol.v1.releases import (
     ReleaseManifestFile,
     ReleaseView,
 )
+from nexapod.protocol.v1.stats import (
+    LEADERBOARD_CURSOR_PATTERN,
+    STATS_CSV_COLUMNS,
+    LeaderboardEntry,
+    LeaderboardPage,
+    NodeStatus,
+    StatsExport,
+    StatsSnapshotView,
+    UserRanking,
+    UserStatus,
+)
 
 PURPOSE_USER = "nexapod.user.v1"
 PURPOSE_NODE = "nexapod.node.v1"
@@ -156,4 +167,13 @@ __all__ = [
     "UnitFailure",
     "UserDocument",
     "UserView",
+    "LEADERBOARD_CURSOR_PATTERN",
+    "STATS_CSV_COLUMNS",
+    "LeaderboardEntry",
+    "LeaderboardPage",
+    "NodeStatus",
+    "StatsExport",
+    "StatsSnapshotView",
+    "UserRanking",
+    "UserStatus",
 ]
