@@ -25,6 +25,7 @@ from nexapod.pools.api import router as pools_router
 from nexapod.pools.challenges_api import router as challenges_router
 from nexapod.registry.api import router as registry_router
 from nexapod.registry.releases_api import router as releases_router
+from nexapod.registry.stats_api import router as stats_router
 from nexapod.settings import Settings
 from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
 
@@ -102,6 +103,7 @@ def create_app(
     app.include_router(ledger_router)
     app.include_router(ledger_log_router)
     app.include_router(pools_router)
+    app.include_router(stats_router)
 
     @app.get("/v1/health", tags=["operations"])
     def health() -> Health:
