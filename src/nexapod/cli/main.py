@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from nexapod.cli import admin, coordinator, job, ledger, node, pools, release, rewards, treasury
+from nexapod.cli import (
+    admin,
+    coordinator,
+    job,
+    ledger,
+    node,
+    pools,
+    release,
+    rewards,
+    stats,
+    treasury,
+    user,
+)
 from nexapod.cli.demo import demo
 
 __all__ = ["app"]
@@ -24,4 +36,7 @@ app.add_typer(rewards.app, name="rewards")
 app.add_typer(treasury.app, name="treasury")
 app.add_typer(pools.app, name="pools")
 app.add_typer(release.app, name="release")
+app.add_typer(user.app, name="user")
+app.add_typer(stats.app, name="stats")
+app.command("leaderboard")(stats.leaderboard)
 app.command("demo")(demo)
