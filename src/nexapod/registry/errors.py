@@ -230,7 +230,7 @@ def stats_users_max_exceeded(users: int, users_max: int) -> RegistryError:
         "stats_users_max_exceeded",
         f"the leaderboard snapshot would hold {users} contributors, more than stats_users_max "
         f"({users_max}); the operator must raise NEXAPOD_STATS_USERS_MAX (making a snapshot "
-        "holds every contributor in memory)",
+        "holds every contributor in memory, about 0.5 KB each)",
         status=503,
         users=users,
         users_max=users_max,
