@@ -174,6 +174,9 @@ def test_leaderboard_pages_through_one_snapshot(stats_api: TestClient, clock: Cl
         (4, "dave", "10"),
         (5, "erin", "0"),
     ]
+    past_the_end = f"{first['snapshot']['snapshot_id']}:99"
+    beyond = stats_api.get(f"/v1/leaderboard?cursor={past_the_end}").json()
+    assert (beyond["entries"], beyond["next_cursor"]) == ([], None)
     newest = stats_api.get("/v1/leaderboard").json()
     assert newest["snapshot"]["snapshot_id"] == first["snapshot"]["snapshot_id"] + 1
     assert newest["entries"][0]["username"] == "zed"

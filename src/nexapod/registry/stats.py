@@ -2,12 +2,13 @@
 exported whole (docs/leaderboard.md).
 
 Making one reads the verified results aggregated in SQL, per contributor per hour for the
-recent average and per contributor for older ones, so the rows read are bounded by
+recent average and per contributor for older ones, so the rows it receives are bounded by
 contributors times the hours of :data:`leaderboard.RECENT_HALF_LIVES_MAX` half-lives,
-never by results. The snapshot is computed in a read-only unit of work and written in
-one short write: several coordinators may compute the same one side by side, but its id
-(the previous id + 1) is a primary key, so only the first is stored and the others read
-it. A snapshot never changes once written; the newest :data:`SNAPSHOTS_KEPT` are kept.
+never by results (the database does the scanning). The snapshot is computed in a
+read-only unit of work and written in one short write: several coordinators may compute
+the same one side by side, but its id (the previous id + 1) is a primary key, so only the
+first is stored and the others read it. A snapshot never changes once written; the
+newest :data:`SNAPSHOTS_KEPT` are kept.
 """
 
 from __future__ import annotations
@@ -275,8 +276,8 @@ def leaderboard_page(
             snapshot = _view(_pinned(uow.session, int(snapshot_text)), config)
     with read_uow_factory() as uow:
         entries = _entries(uow.session, snapshot.snapshot_id, start, size)
+    assert len(entries) <= max(0, snapshot.users_total - start)  # past the end: none
     end = start + len(entries)
-    assert end <= snapshot.users_total
     more = len(entries) == size and end < snapshot.users_total
     return LeaderboardPage(
         snapshot=snapshot,
