@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from nexapod.coordinator.context import Context
 from nexapod.coordinator.maintenance import run_maintenance_once
 from nexapod.errors import RegistryError
-from nexapod.registry import stats
+from nexapod.registry import stats, stats_read
 from nexapod.registry.leaderboard import DAY_MS, HOUR_MS, RECENT_HALF_LIVES_MAX
 from nexapod.registry.stats import SNAPSHOTS_KEPT, StatsConfig
 from nexapod.registry.stats_store import StatsEntryRow, StatsSnapshotRow
@@ -43,7 +43,7 @@ class World:
         credit(self.ctx.uow_factory, self.nodes[username], username, flops, at_ms, status)
 
     def page(self, now_ms: int = NOW_MS) -> list[tuple[int, str, int, int, int]]:
-        page = stats.leaderboard_page(
+        page = stats_read.leaderboard_page(
             self.ctx.uow_factory, self.ctx.read_uow_factory, now_ms, CONFIG, None, 50
         )
         return [
@@ -128,7 +128,9 @@ def test_old_snapshots_are_forgotten(world: World) -> None:
     assert _count(world.ctx.read_uow_factory, StatsSnapshotRow) == SNAPSHOTS_KEPT
     assert _count(world.ctx.read_uow_factory, StatsEntryRow) == SNAPSHOTS_KEPT * 4
     with pytest.raises(RegistryError) as caught:
-        stats.export_snapshot(world.ctx.uow_factory, world.ctx.read_uow_factory, NOW_MS, CONFIG, 1)
+        stats_read.export_snapshot(
+            world.ctx.uow_factory, world.ctx.read_uow_factory, NOW_MS, CONFIG, 1
+        )
     assert caught.value.code == "registry.stats_snapshot_unknown"
     assert caught.value.http_status == 404
 

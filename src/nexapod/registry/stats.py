@@ -1,5 +1,5 @@
-"""The leaderboard's snapshots: made at most once per ``stats_refresh_s``, read in pages,
-exported whole (docs/leaderboard.md).
+"""The leaderboard's snapshots: made at most once per ``stats_refresh_s``
+(docs/leaderboard.md; ``stats_read`` reads them).
 
 Making one reads the verified results aggregated in SQL, per contributor per hour for the
 recent average and per contributor for older ones, so the rows it receives are bounded by
@@ -14,7 +14,6 @@ newest :data:`SNAPSHOTS_KEPT` are kept.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from nexapod.logs import log_event
 from nexapod.mesh.store import ResultRow
-from nexapod.protocol.v1 import LeaderboardEntry, LeaderboardPage, StatsSnapshotView, UserRanking
+from nexapod.protocol.v1 import StatsSnapshotView
 from nexapod.registry import errors
 from nexapod.registry.leaderboard import (
     HOUR_MS,
@@ -43,24 +42,19 @@ from nexapod.settings import Settings
 from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
 
 __all__ = [
-    "EXPORT_CHUNK_ROWS",
     "SNAPSHOTS_KEPT",
     "StatsConfig",
     "compute_standings",
     "current_snapshot",
-    "export_entries",
-    "export_snapshot",
     "exact_flops_sums",
     "joined_sum",
-    "leaderboard_page",
-    "ranking_of",
     "refresh_if_due",
+    "snapshot_view",
 ]
 
 logger = logging.getLogger("nexapod.registry.stats")
 SNAPSHOTS_KEPT = 3
 INSERT_CHUNK_ROWS = 5000
-EXPORT_CHUNK_ROWS = 1000  # entries a streamed export holds in memory at a time
 STREAM_ROWS = 10_000
 LOW_BITS = 32
 LOW_MASK = (1 << LOW_BITS) - 1
@@ -176,7 +170,7 @@ def refresh_if_due(
         latest = _latest(uow.session)
         due = latest is None or snapshot_due(latest.generated_at_ms, now_ms, config.refresh_s)
         if latest is not None and not due:
-            return _view(latest, config), False
+            return snapshot_view(latest, config), False
         half_life_ms = config.recent_half_life_s * 1000
         standings = compute_standings(uow, now_ms, half_life_ms, config.users_max)
         snapshot_id = 1 if latest is None else latest.snapshot_id + 1
@@ -197,9 +191,9 @@ def refresh_if_due(
             stored = _latest(uow.session)
             assert stored is not None
             assert stored.snapshot_id >= snapshot_id
-            return _view(stored, config), False
+            return snapshot_view(stored, config), False
     log_event(logger, "stats.snapshot", snapshot_id=snapshot_id, users=len(ranked))
-    return _view(header, config), True
+    return snapshot_view(header, config), True
 
 
 def _write(session: Session, header: StatsSnapshotRow, ranked: list[RankedStanding]) -> None:
@@ -240,120 +234,14 @@ def current_snapshot(
     return view
 
 
-def export_snapshot(
-    uow_factory: UnitOfWorkFactory,
-    read_uow_factory: UnitOfWorkFactory,
-    now_ms: int,
-    config: StatsConfig,
-    snapshot_id: int | None,
-) -> StatsSnapshotView:
-    """The snapshot an export streams: the one named, or the newest."""
-    if snapshot_id is None:
-        return current_snapshot(uow_factory, read_uow_factory, now_ms, config)
-    with read_uow_factory() as uow:
-        return _view(_pinned(uow.session, snapshot_id), config)
-
-
-def leaderboard_page(
-    uow_factory: UnitOfWorkFactory,
-    read_uow_factory: UnitOfWorkFactory,
-    now_ms: int,
-    config: StatsConfig,
-    cursor: str | None,
-    limit: int,
-) -> LeaderboardPage:
-    """Entries in rank order from the newest snapshot, or from where ``cursor`` left off
-    in its own snapshot (``snapshot_id:row_index``); at most ``page_size_max``."""
-    assert limit >= 1
-    size = min(limit, config.page_size_max)
-    if cursor is None:
-        snapshot = current_snapshot(uow_factory, read_uow_factory, now_ms, config)
-        start = 0
-    else:
-        snapshot_text, _, start_text = cursor.partition(":")
-        start = int(start_text)
-        with read_uow_factory() as uow:
-            snapshot = _view(_pinned(uow.session, int(snapshot_text)), config)
-    with read_uow_factory() as uow:
-        entries = _entries(uow.session, snapshot.snapshot_id, start, size)
-    assert len(entries) <= max(0, snapshot.users_total - start)  # past the end: none
-    end = start + len(entries)
-    more = len(entries) == size and end < snapshot.users_total
-    return LeaderboardPage(
-        snapshot=snapshot,
-        entries=entries,
-        next_cursor=f"{snapshot.snapshot_id}:{end}" if more else None,
-    )
-
-
-def export_entries(
-    read_uow_factory: UnitOfWorkFactory, snapshot: StatsSnapshotView
-) -> Iterator[list[LeaderboardEntry]]:
-    """Every entry of ``snapshot`` in rank order, :data:`EXPORT_CHUNK_ROWS` at a time,
-    each chunk read in its own short transaction (a long stream holds no snapshot of
-    the database open). A snapshot forgotten mid-stream ends it with an error."""
-    for start in range(0, snapshot.users_total, EXPORT_CHUNK_ROWS):
-        with read_uow_factory() as uow:
-            chunk = _entries(uow.session, snapshot.snapshot_id, start, EXPORT_CHUNK_ROWS)
-        if len(chunk) != min(EXPORT_CHUNK_ROWS, snapshot.users_total - start):
-            raise errors.stats_snapshot_unknown(snapshot.snapshot_id)
-        yield chunk
-
-
-def ranking_of(uow: UnitOfWork, snapshot: StatsSnapshotView, username: str) -> UserRanking | None:
-    """``username``'s line in ``snapshot``; None if it registered after the snapshot."""
-    row = uow.session.scalar(
-        select(StatsEntryRow).where(
-            StatsEntryRow.snapshot_id == snapshot.snapshot_id, StatsEntryRow.username == username
-        )
-    )
-    if row is None:
-        return None
-    assert row.rank <= snapshot.users_total
-    return UserRanking(
-        snapshot_id=snapshot.snapshot_id,
-        generated_at_ms=snapshot.generated_at_ms,
-        next_refresh_at_ms=snapshot.next_refresh_at_ms,
-        rank=row.rank,
-        users_total=snapshot.users_total,
-        verified_flops=str(row.verified_flops),
-        recent_avg_flops_per_day=str(row.recent_avg_flops_per_day),
-    )
-
-
-def _entries(session: Session, snapshot_id: int, start: int, count: int) -> list[LeaderboardEntry]:
-    rows = session.scalars(
-        select(StatsEntryRow)
-        .where(StatsEntryRow.snapshot_id == snapshot_id, StatsEntryRow.row_index >= start)
-        .order_by(StatsEntryRow.row_index)
-        .limit(count)
-    )
-    return [
-        LeaderboardEntry(
-            rank=row.rank,
-            username=row.username,
-            verified_flops=str(row.verified_flops),
-            recent_avg_flops_per_day=str(row.recent_avg_flops_per_day),
-            nodes=row.nodes,
-        )
-        for row in rows
-    ]
-
-
 def _latest(session: Session) -> StatsSnapshotRow | None:
     return session.scalar(
         select(StatsSnapshotRow).order_by(StatsSnapshotRow.snapshot_id.desc()).limit(1)
     )
 
 
-def _pinned(session: Session, snapshot_id: int) -> StatsSnapshotRow:
-    row = session.get(StatsSnapshotRow, snapshot_id)
-    if row is None:
-        raise errors.stats_snapshot_unknown(snapshot_id)
-    return row
-
-
-def _view(row: StatsSnapshotRow, config: StatsConfig) -> StatsSnapshotView:
+def snapshot_view(row: StatsSnapshotRow, config: StatsConfig) -> StatsSnapshotView:
+    """A stored snapshot as the API shows it (its next refresh by the current settings)."""
     return StatsSnapshotView(
         snapshot_id=row.snapshot_id,
         generated_at_ms=row.generated_at_ms,

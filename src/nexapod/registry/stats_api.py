@@ -16,7 +16,7 @@ from nexapod.protocol.v1 import (
     StatsExport,
     UserStatus,
 )
-from nexapod.registry import stats, stats_export, status
+from nexapod.registry import stats_export, stats_read, status
 from nexapod.registry.stats import StatsConfig
 
 __all__ = ["router"]
@@ -52,7 +52,7 @@ def get_leaderboard(
     day, half-life ``stats_recent_half_life_s``), from the hourly snapshot; ``limit`` is
     capped by the coordinator's page size, and ``next_cursor`` pages the same snapshot."""
     config = StatsConfig.from_settings(ctx.settings)
-    return stats.leaderboard_page(
+    return stats_read.leaderboard_page(
         ctx.uow_factory, ctx.read_uow_factory, ctx.clock_ms(), config, cursor, limit
     )
 
@@ -73,10 +73,10 @@ def export_json(ctx: ContextDep, snapshot_id: SnapshotIdQuery = None) -> Streami
     JSON document, streamed; headers name the snapshot and its row count."""
     now_ms = ctx.clock_ms()
     config = StatsConfig.from_settings(ctx.settings)
-    snapshot = stats.export_snapshot(
+    snapshot = stats_read.export_snapshot(
         ctx.uow_factory, ctx.read_uow_factory, now_ms, config, snapshot_id
     )
-    chunks = stats.export_entries(ctx.read_uow_factory, snapshot)
+    chunks = stats_read.export_entries(ctx.read_uow_factory, snapshot)
     return StreamingResponse(
         stats_export.json_chunks(snapshot, chunks),
         media_type=stats_export.JSON_MEDIA_TYPE,
@@ -90,10 +90,10 @@ def export_csv(ctx: ContextDep, snapshot_id: SnapshotIdQuery = None) -> Streamin
     recent_avg_flops_per_day, nodes), streamed; the snapshot is in the headers."""
     now_ms = ctx.clock_ms()
     config = StatsConfig.from_settings(ctx.settings)
-    snapshot = stats.export_snapshot(
+    snapshot = stats_read.export_snapshot(
         ctx.uow_factory, ctx.read_uow_factory, now_ms, config, snapshot_id
     )
-    chunks = stats.export_entries(ctx.read_uow_factory, snapshot)
+    chunks = stats_read.export_entries(ctx.read_uow_factory, snapshot)
     return StreamingResponse(
         stats_export.csv_chunks(snapshot, chunks),
         media_type=stats_export.CSV_MEDIA_TYPE,

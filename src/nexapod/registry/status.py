@@ -17,7 +17,7 @@ from nexapod.ledger.accounts import ASSETS, user_account_id
 from nexapod.mesh.store import ResultRow
 from nexapod.pools.store import PoolMemberRow
 from nexapod.protocol.v1 import HardwareProfile, NodeStatus, UserStatus
-from nexapod.registry import errors, stats
+from nexapod.registry import errors, stats, stats_read
 from nexapod.registry.stats import StatsConfig, exact_flops_sums, joined_sum
 from nexapod.registry.store import NodeRow, UserRow
 from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
@@ -56,7 +56,7 @@ def user_status(
             nodes_total=_nodes_total(uow, username),
             nodes=nodes,
             balances=[ledger.account_view(uow, user_account_id(username, a)) for a in ASSETS],
-            ranking=stats.ranking_of(uow, snapshot, username),
+            ranking=stats_read.ranking_of(uow, snapshot, username),
         )
 
 
