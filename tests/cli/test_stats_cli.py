@@ -126,3 +126,13 @@ def test_status_leaderboard_and_export(
     assert (
         json.loads((tmp_path / "out" / "stats.json").read_text())["entries"][1]["username"] == "bob"
     )
+
+
+def test_flops_read_with_three_figures_and_a_prefix() -> None:
+    assert format_flops(0) == "0 FLOP"
+    assert format_flops(999) == "999 FLOP"
+    assert format_flops(1000) == "1 kFLOP"
+    assert format_flops(1_234_567, "FLOP/s") == "1.23 MFLOP/s"
+    assert format_flops(999_600_000) == "1,000 MFLOP"
+    assert format_flops(3 * (2**63 - 1)) == "27.7 EFLOP"
+    assert format_flops(10**27) == "1,000 YFLOP"

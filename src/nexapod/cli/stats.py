@@ -22,7 +22,16 @@ app = typer.Typer(help="The leaderboard's hourly export.", no_args_is_help=True)
 TIMEOUT_S = 60.0
 DOWNLOAD_CHUNK_BYTES = 1 << 16
 LEADERBOARD_ROWS_MAX = 10_000
-_PREFIXES = ((10**18, "E"), (10**15, "P"), (10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k"))
+_PREFIXES = (
+    (10**24, "Y"),
+    (10**21, "Z"),
+    (10**18, "E"),
+    (10**15, "P"),
+    (10**12, "T"),
+    (10**9, "G"),
+    (10**6, "M"),
+    (10**3, "k"),
+)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the coordinator's JSON.")]
 
 
@@ -32,7 +41,9 @@ def format_flops(flops: int, unit: str = "FLOP") -> str:
     assert flops >= 0
     for scale, prefix in _PREFIXES:
         if flops >= scale:
-            return f"{flops / scale:,.3g} {prefix}{unit}"
+            scaled = flops / scale
+            text = f"{scaled:.3g}"
+            return f"{scaled:,.0f} {prefix}{unit}" if "e" in text else f"{text} {prefix}{unit}"
     return f"{flops} {unit}"
 
 
