@@ -25,9 +25,11 @@ from rich.table import Table
 
 from nexapod.cli._common import console, err_console, fail, reporting_errors
 from nexapod.cli.demo_rewards import (
+    DEMO_COORDINATOR_ENV,
     await_settlement,
     demo_policy,
     fund_demo_treasury,
+    report_leaderboard,
     report_rewards,
 )
 from nexapod.cli.node import init_node, register_node
@@ -116,6 +118,7 @@ def demo(
             job = _follow(url, job, node_ids, processes, timeout_s)
             _report(url, job)
             report_rewards(url, await_settlement(url, job), USERS)
+            report_leaderboard(url, job)
             _ledger(url)
             if serve:
                 console.print(f"[bold]serving[/bold] at {url} (Ctrl-C to stop)")
@@ -196,7 +199,7 @@ def _start_coordinator(
         "coordinator",
         argv,
         root / "logs" / "coordinator.log",
-        env={"NEXAPOD_POLICY_FILE": str(policy_path)},
+        env={"NEXAPOD_POLICY_FILE": str(policy_path), **DEMO_COORDINATOR_ENV},
     )
 
 

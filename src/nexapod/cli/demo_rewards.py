@@ -18,20 +18,32 @@ from rich.table import Table
 from nexapod.cli._common import console, fail
 from nexapod.ledger.accounts import format_amount
 from nexapod.node.client import CoordinatorClient
-from nexapod.protocol.v1 import AccountView, JobView, PoolSummary, RewardEpochList, RewardEpochView
+from nexapod.protocol.v1 import (
+    AccountView,
+    JobView,
+    LeaderboardPage,
+    PoolSummary,
+    RewardEpochList,
+    RewardEpochView,
+)
 
 __all__ = [
+    "DEMO_COORDINATOR_ENV",
     "DEMO_EPOCH_S",
     "DEMO_TREASURY_MICRO_USDC",
     "await_settlement",
     "demo_policy",
     "fund_demo_treasury",
+    "report_leaderboard",
     "report_rewards",
 ]
 
 DEMO_EPOCH_S = 60
 DEMO_TREASURY_MICRO_USDC = 1_000 * 10**6  # far less than the seed's rates owe: shows scaling
 SETTLE_SLACK_S = 30.0
+DEMO_STATS_REFRESH_S = 60  # the least allowed: the published leaderboard catches up fast
+DEMO_COORDINATOR_ENV = {"NEXAPOD_STATS_REFRESH_S": str(DEMO_STATS_REFRESH_S)}
+LEADERBOARD_SHOWN = 10
 
 
 def demo_policy(root: Path) -> Path:
@@ -132,3 +144,34 @@ def report_rewards(url: str, epochs: list[RewardEpochView], users: tuple[str, ..
         "nodes go back from hot when idle (docs/pools.md)",
         highlight=False,
     )
+
+
+def report_leaderboard(url: str, job: JobView) -> None:
+    """The published leaderboard, once a snapshot taken after the job is out."""
+    assert job.finished_at_ms is not None
+    deadline = time.monotonic() + DEMO_STATS_REFRESH_S + SETTLE_SLACK_S
+    path = f"/v1/leaderboard?limit={LEADERBOARD_SHOWN}"
+    with CoordinatorClient(url) as client, console.status("") as status:
+        while True:
+            page = LeaderboardPage.model_validate_json(client.get_bytes(path))
+            if page.snapshot.generated_at_ms >= job.finished_at_ms:
+                break
+            if time.monotonic() > deadline:
+                fail("no leaderboard snapshot after the job; see the coordinator's log")
+            wait_s = max(0.0, page.snapshot.next_refresh_at_ms / 1000 - time.time())
+            status.update(
+                f"the leaderboard is republished every minute in the demo: {wait_s:.0f} s…"
+            )
+            time.sleep(0.5)
+    table = Table(title="leaderboard (cumulative verified FLOPs; recent average, 7-day half-life)")
+    for column in ("rank", "user", "verified FLOPs", "recent FLOPs/day", "nodes"):
+        table.add_column(column, justify="left" if column == "user" else "right")
+    for entry in page.entries:
+        table.add_row(
+            str(entry.rank),
+            entry.username,
+            f"{int(entry.verified_flops):,}",
+            f"{int(entry.recent_avg_flops_per_day):,}",
+            str(entry.nodes),
+        )
+    console.print(table)
