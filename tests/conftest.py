@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from nexapod.coordinator.app import create_app
 from nexapod.settings import Settings
+from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
+from nexapod.storage.uow import UnitOfWorkFactory
 from tests.postgres_server import PostgresServer, find_postgres_bindir
 
 _database_counter = itertools.count()
@@ -53,3 +56,19 @@ def api(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings, run_maintenance=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated store on each backend, for service tests without an app."""
+    engine = make_engine(database_url)
+    migrate_to_head(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def uow_factory(engine: Engine) -> UnitOfWorkFactory:
+    return unit_of_work_factory(engine)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,27 +18,11 @@ from nexapod.ledger import log_store
 from nexapod.ledger.accounts import SYSTEM_ACCOUNTS
 from nexapod.ledger.merkle import leaf_hash
 from nexapod.ledger.store import ACCOUNTS
-from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
 from nexapod.storage.models import Base
 from nexapod.storage.uow import UnitOfWorkFactory
 
 THREADS = 6
 APPENDS_PER_THREAD = 15
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    migrate_to_head(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def uow_factory(engine: Engine) -> UnitOfWorkFactory:
-    return unit_of_work_factory(engine)
 
 
 def _append(uow_factory: UnitOfWorkFactory, kind: str, bodies: list[dict[str, Any]]) -> int:

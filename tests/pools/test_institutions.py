@@ -15,7 +15,7 @@ from nexapod.pools.membership import apply_moves, manage_pools
 from nexapod.pools.rules import Move
 from nexapod.pools.store import EntitlementRow, PoolMemberRow
 from nexapod.storage.uow import UnitOfWorkFactory
-from tests.pools.conftest import seed_world
+from tests.pools.seeding import seed_world
 
 POLICY = default_policy()
 T = 10**12

@@ -20,7 +20,7 @@ from nexapod.pools.settling import (
 )
 from nexapod.pools.store import InstitutionRow
 from nexapod.storage.uow import UnitOfWorkFactory
-from tests.pools.conftest import seed_world
+from tests.pools.seeding import seed_world
 
 POLICY = default_policy()
 EPOCH = 480_000  # an epoch of 3,600 s in late 2024

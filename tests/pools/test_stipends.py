@@ -13,7 +13,7 @@ from nexapod.pools.settling import fund_treasury
 from nexapod.pools.stipends import pay_due_stipends, pay_stipends, week_bounds_ms
 from nexapod.pools.store import ColdChallengeRow, StipendRow
 from nexapod.storage.uow import UnitOfWorkFactory
-from tests.pools.conftest import seed_world
+from tests.pools.seeding import seed_world
 
 POLICY = default_policy()
 WEEK = 2900

@@ -1,31 +1,9 @@
-"""A migrated store on each backend, and a small world of users, nodes and validated work."""
+"""A small world of users, nodes and validated work, written into a migrated store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from sqlalchemy import Engine
-
 from nexapod.pools.synthetic import add_nodes, add_users, add_validated_work
-from nexapod.storage.engine import make_engine
-from nexapod.storage.migrate import migrate_to_head
-from nexapod.storage.uow import UnitOfWorkFactory, unit_of_work_factory
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    migrate_to_head(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def uow_factory(engine: Engine) -> UnitOfWorkFactory:
-    return unit_of_work_factory(engine)
+from nexapod.storage.uow import UnitOfWorkFactory
 
 
 def seed_world(
