@@ -6,6 +6,7 @@ import typer
 
 from nexapod.cli import admin, coordinator, job, ledger, node, pools, release, rewards, treasury
 from nexapod.cli.demo import demo
+from nexapod.cli.simulate import simulate_command
 
 __all__ = ["app"]
 
@@ -25,3 +26,4 @@ app.add_typer(treasury.app, name="treasury")
 app.add_typer(pools.app, name="pools")
 app.add_typer(release.app, name="release")
 app.command("demo")(demo)
+app.command("simulate")(simulate_command)
