@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from nexapod.cli._common import console, reporting_errors
 from nexapod.policy import Policy, load_policy
@@ -30,11 +31,30 @@ from nexapod.sim import DAYS_MAX, NODES_MAX, PopulationConfig, SimConfig, simula
 from nexapod.sim.errors import store_not_empty
 from nexapod.sim.record import EpochRecord, SimResult
 from nexapod.sim.report import build_summary
+from nexapod.sim.steps import throwaway_store
 from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
 
 __all__ = ["simulate_command"]
 
 SUMMARY_FILE = "summary.json"
+DEFAULT_FUNDING = "1.25,0.5,1,0.25"
+FUNDING_WEEKS_MAX = 52
+
+
+def _funding(text: str) -> tuple[Fraction, ...]:
+    """ "1.25,0.5" -> (5/4, 1/2): exact fractions, non-negative, at most a year of weeks."""
+    parts = [part.strip() for part in text.split(",")]
+    if not 1 <= len(parts) <= FUNDING_WEEKS_MAX:
+        raise typer.BadParameter(f"give 1 to {FUNDING_WEEKS_MAX} fractions", param_hint="--funding")
+    try:
+        ratios = tuple(Fraction(part) for part in parts)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise typer.BadParameter(
+            f"{text!r} is not a list of fractions", param_hint="--funding"
+        ) from exc
+    if any(ratio < 0 or ratio > 1000 for ratio in ratios):
+        raise typer.BadParameter("each fraction in [0, 1000]", param_hint="--funding")
+    return ratios
 
 
 def simulate_command(
@@ -57,6 +77,13 @@ def simulate_command(
     policy_file: Annotated[
         Path | None, typer.Option("--policy", help="A policy file (default: the built-in one).")
     ] = None,
+    funding: Annotated[
+        str,
+        typer.Option(
+            help="The treasury's daily deposit as a fraction of what the last day owed, one "
+            "fraction per week in turn (some weeks short, so USDC is scaled).",
+        ),
+    ] = DEFAULT_FUNDING,
     charts: Annotated[bool, typer.Option(help="Draw the PNG charts (needs matplotlib).")] = True,
 ) -> None:
     """Simulate the economy: pools, share cap, cold band, rewards, treasury and supply."""
@@ -66,11 +93,19 @@ def simulate_command(
 
             require_matplotlib()  # before a long run, not after it
         policy = load_policy(policy_file)
-        config = SimConfig(days=days, seed=seed, population=PopulationConfig(nodes=nodes))
+        config = SimConfig(
+            days=days,
+            seed=seed,
+            population=PopulationConfig(nodes=nodes),
+            funding=_funding(funding),
+        )
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="nexapod-sim-") as scratch:
-            url = db or f"sqlite:///{Path(scratch) / 'sim.sqlite3'}"
-            result = _run(config, policy, url)
+            engine = make_engine(db) if db else throwaway_store(Path(scratch))
+            try:
+                result = _run(config, policy, engine)
+            finally:
+                engine.dispose()
         summary = build_summary(config, policy, result)
         (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n", "utf-8")
         written = [out / SUMMARY_FILE]
@@ -81,32 +116,28 @@ def simulate_command(
         _print_summary(summary, written)
 
 
-def _run(config: SimConfig, policy: Policy, url: str) -> SimResult:
-    engine = make_engine(url)
-    try:
-        migrate_to_head(engine)
-        uow_factory = unit_of_work_factory(engine)
-        with uow_factory() as uow:
-            if uow.session.scalar(select(func.count()).select_from(NodeRow)):
-                raise store_not_empty(engine.url.render_as_string(hide_password=True))
-        epochs = config.days * 86_400 // policy.epoch_s
-        columns = (
-            TextColumn("[bold]epochs"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[figures]}"),
-        )
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("simulate", total=epochs, figures="setting up the population")
+def _run(config: SimConfig, policy: Policy, engine: Engine) -> SimResult:
+    migrate_to_head(engine)
+    uow_factory = unit_of_work_factory(engine)
+    with uow_factory() as uow:
+        if uow.session.scalar(select(func.count()).select_from(NodeRow)):
+            raise store_not_empty(engine.url.render_as_string(hide_password=True))
+    epochs = config.days * 86_400 // policy.epoch_s
+    columns = (
+        TextColumn("[bold]epochs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[figures]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("simulate", total=epochs, figures="setting up the population")
 
-            def on_epoch(record: EpochRecord) -> None:
-                progress.update(task, advance=1, figures=_figures(record, policy))
+        def on_epoch(record: EpochRecord) -> None:
+            progress.update(task, advance=1, figures=_figures(record, policy))
 
-            return simulate(config, policy, uow_factory, on_epoch)
-    finally:
-        engine.dispose()
+        return simulate(config, policy, uow_factory, on_epoch)
 
 
 def _figures(record: EpochRecord, policy: Policy) -> str:

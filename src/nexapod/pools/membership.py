@@ -313,8 +313,11 @@ def manage_pools(
     log_store.lock_log(session)
     members = load_members(session)
     if availability_ppm:
-        members = [
-            _with_availability(m, availability_ppm.get(m.node_id, 1_000_000)) for m in members
+        members = [  # only those measured: the rest keep the default, unchanged
+            _with_availability(m, availability_ppm[m.node_id])
+            if m.node_id in availability_ppm
+            else m
+            for m in members
         ]
     usernames = {m.node_id: m.username for m in members}
     moves: list[Move] = []

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import sha256_hex
@@ -22,7 +22,6 @@ from nexapod.pools.store import ColdChallengeRow
 from nexapod.registry.store import NodeRow, UserRow
 
 __all__ = [
-    "IDS_PER_DELETE_MAX",
     "ROWS_PER_INSERT_MAX",
     "SYNTHETIC_JOB_ID",
     "add_cold_challenges",
@@ -35,7 +34,6 @@ __all__ = [
 ]
 
 ROWS_PER_INSERT_MAX = 5000
-IDS_PER_DELETE_MAX = 900  # inside SQLite's oldest bind limit (999)
 SYNTHETIC_JOB_ID = "5" * 32
 _PLACEHOLDER = "synthetic"
 # Core tables, not ORM bulk inserts: the simulator writes ~10^4 rows of each every epoch.
@@ -263,23 +261,30 @@ def add_cold_challenges(session: Session, challenges: Sequence[tuple[str, int, i
         session.execute(insert(_CHALLENGES), chunk)
 
 
-def delete_work_before(session: Session, before_ms: int) -> int:
-    """Delete the synthetic job's units, leases and results granted before ``before_ms``.
+def delete_work_before(session: Session, unit_index: int) -> int:
+    """Delete the synthetic job's units below ``unit_index``, with their leases and results.
 
     The simulator calls it once their epochs are settled: settlement's lines are in the
     log, and nothing downstream reads settled work again, so the store stays the size of
-    a few epochs instead of growing by a result per node per epoch. Returns units deleted.
+    a few epochs instead of growing by a result per node per epoch. Unit ids grow with
+    unit indexes, so three range deletes do it. Returns the units deleted.
     """
-    unit_ids = list(
-        session.scalars(
-            select(LeaseRow.unit_id).where(
-                LeaseRow.job_id == SYNTHETIC_JOB_ID, LeaseRow.granted_at_ms < before_ms
-            )
+    kept = session.scalar(
+        select(func.min(UnitRow.unit_id)).where(
+            UnitRow.job_id == SYNTHETIC_JOB_ID, UnitRow.unit_index >= unit_index
         )
     )
-    for start in range(0, len(unit_ids), IDS_PER_DELETE_MAX):
-        chunk = unit_ids[start : start + IDS_PER_DELETE_MAX]
-        session.execute(delete(ResultRow).where(ResultRow.unit_id.in_(chunk)))
-        session.execute(delete(LeaseRow).where(LeaseRow.unit_id.in_(chunk)))
-        session.execute(delete(UnitRow).where(UnitRow.unit_id.in_(chunk)))
-    return len(unit_ids)
+    below = select(func.max(UnitRow.unit_id) + 1).where(UnitRow.job_id == SYNTHETIC_JOB_ID)
+    limit = kept if kept is not None else session.scalar(below)
+    if limit is None:
+        return 0
+    for table in (_RESULTS, _LEASES):
+        session.execute(
+            delete(table).where(table.c.job_id == SYNTHETIC_JOB_ID, table.c.unit_id < limit)
+        )
+    deleted = session.execute(
+        delete(_UNITS).where(_UNITS.c.job_id == SYNTHETIC_JOB_ID, _UNITS.c.unit_id < limit)
+    )
+    count: int = deleted.rowcount  # type: ignore[attr-defined]
+    assert count >= 0
+    return count

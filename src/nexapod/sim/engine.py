@@ -93,7 +93,8 @@ class _Run:
     epoch0: int
     result: SimResult
     unit_index: int = 0
-    view: dict[str, Member] = field(default_factory=dict)
+    view: dict[str, Member] = field(default_factory=dict)  # the store's pool, kept in step
+    first_unit: dict[int, int] = field(default_factory=dict)  # epoch -> its first unit index
 
     def t0(self, epoch: int) -> int:
         return (self.epoch0 + epoch) * self.policy.epoch_s * _S
@@ -140,7 +141,7 @@ def _timed(run: _Run, phase: str, started: float) -> None:
 def _setup(run: _Run, usernames: list[str], nodes: list[NodeSpec]) -> None:
     started = time.perf_counter()
     t0 = run.t0(0)
-    steps.register(run.uow_factory, usernames, nodes, t0)
+    run.view = {m.node_id: m for m in steps.register(run.uow_factory, usernames, nodes, t0)}
     steps.verify(run.uow_factory, INSTITUTION, run.policy, t0)
     with run.uow_factory() as uow:
         set_job_status(uow.session, INSTITUTION, "running", t0)
@@ -172,9 +173,12 @@ def _epoch(run: _Run, epoch: int) -> EpochRecord:
 
     started = time.perf_counter()
     events = run.world.draw(epoch, run.rng)
-    steps.opt_out(run.uow_factory, events.departures, t0 + CHURN_AT_MS)
-    steps.register(run.uow_factory, events.new_users, events.arrivals, t0 + CHURN_AT_MS)
+    leaving = [run.world.specs[node_id] for node_id in events.departures]
+    changed = steps.opt_out(run.uow_factory, leaving, t0 + CHURN_AT_MS)
+    changed += steps.register(run.uow_factory, events.new_users, events.arrivals, t0 + CHURN_AT_MS)
+    run.view.update((m.node_id, m) for m in changed)
     run.world.apply(events, epoch)
+    run.first_unit[epoch] = run.unit_index
     _timed(run, "churn", started)
 
     started = time.perf_counter()
@@ -187,7 +191,7 @@ def _epoch(run: _Run, epoch: int) -> EpochRecord:
         and _pool(run, node_id) in ("none", "warm")
     ]
     run.view, admitted = steps.admit_askers(
-        run.uow_factory, policy, askers, t0 + ADMIT_AT_MS, run.rng
+        run.uow_factory, policy, run.view, askers, t0 + ADMIT_AT_MS, run.rng
     )
     _timed(run, "admit", started)
 
@@ -196,18 +200,13 @@ def _epoch(run: _Run, epoch: int) -> EpochRecord:
     _timed(run, "fail", started)
 
     started = time.perf_counter()
-    availability = {
-        node_id: run.world.availability_ppm(node_id)
-        for node_id, m in run.view.items()
-        if m.pool == "cold"
-    }
     managed = steps.manage(
         run.uow_factory,
         policy,
         t0 + MANAGE_AT_MS,
         run.config.idle_s,
         run.config.lost_s,
-        availability,
+        policy.stipend_period_s,
     )
     _apply(run, managed, t0 + MANAGE_AT_MS)
     if epoch % CHECK_VIEW_EVERY == 0:
@@ -286,7 +285,8 @@ def _challenge(run: _Run, epoch: int, t0: int) -> None:
 
 
 def _settle(run: _Run, epoch: int, now_ms: int) -> None:
-    prune = run.t0(epoch) if run.config.prune_work else None  # keep the settled epoch's work
+    # keep the settled epoch's work: the manager's idle check reads its leases
+    prune = run.first_unit.pop(epoch, None) if run.config.prune_work else None
     report, pays = steps.settle(run.uow_factory, run.policy, run.epoch0 + epoch, now_ms, prune)
     run.result.add_settlement(report, pays)
 

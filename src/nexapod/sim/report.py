@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from fractions import Fraction
 from typing import Any
 
@@ -203,6 +204,19 @@ def _series(result: SimResult) -> dict[str, Any]:
     }
 
 
+def _config(config: SimConfig) -> dict[str, Any]:
+    """The run's knobs beyond nodes, days and seed (their defaults unless changed)."""
+    return {
+        "population": asdict(config.population),
+        "world": asdict(config.world),
+        "funding": [str(ratio) for ratio in config.funding],
+        "idle_s": config.idle_s,
+        "lost_s": config.lost_s,
+        "start_week": config.start_week,
+        "prune_work": config.prune_work,
+    }
+
+
 def build_summary(
     config: SimConfig, policy: Policy, result: SimResult, *, include_runtime: bool = True
 ) -> dict[str, Any]:
@@ -223,6 +237,7 @@ def build_summary(
         "start_ms": result.start_ms,
         "policy_sha256": policy.sha256,
         "policy": policy.as_dict(),
+        "config": _config(config),
         "population": {
             "nodes_registered": len(result.nodes),
             "users_registered": len(users),

@@ -20,8 +20,10 @@ import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 
 from nexapod.ledger import log_store
 from nexapod.ledger import service as ledger
@@ -29,6 +31,7 @@ from nexapod.ledger.accounts import mint_account_id
 from nexapod.ledger.store import AccountRow
 from nexapod.policy import Policy
 from nexapod.pools import membership, rules, synthetic
+from nexapod.pools.availability import availability_by_node
 from nexapod.pools.rules import Member, Move
 from nexapod.pools.service import set_preferences, verify_institution
 from nexapod.pools.settling import EpochReport, fund_treasury, settle_epoch, treasury_micro_usdc
@@ -36,6 +39,7 @@ from nexapod.pools.stipends import StipendReport, pay_stipends
 from nexapod.pools.store import StipendRow
 from nexapod.protocol.v1 import PoolPreferences
 from nexapod.sim.population import NodeSpec
+from nexapod.storage import make_engine, migrate_to_head
 from nexapod.storage.uow import UnitOfWorkFactory
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "pay_week",
     "register",
     "settle",
+    "throwaway_store",
     "verify",
     "write_challenges",
     "write_lapses",
@@ -80,29 +85,64 @@ class Ledger:
     balances: dict[str, int]  # account id -> balance
 
 
+def throwaway_store(directory: Path) -> Engine:
+    """A migrated SQLite store in ``directory`` that skips syncing to disk.
+
+    The store is deleted when the run ends, so durability buys nothing; without the
+    syncs, each epoch's commits and WAL checkpoints cost memory copies, not disk waits.
+    """
+    engine = make_engine(f"sqlite:///{directory / 'sim.sqlite3'}")
+
+    @event.listens_for(engine, "connect")
+    def _no_sync(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.close()
+
+    migrate_to_head(engine)
+    return engine
+
+
 def register(
     uow_factory: UnitOfWorkFactory,
     users: Sequence[str],
     nodes: Sequence[NodeSpec],
     now_ms: int,
-) -> None:
+) -> list[Member]:
     """New users and nodes (synthetic registrations), then each volunteer's preferences
-    through the real ``set_preferences`` (one logged ``pool_preference`` each)."""
+    through the real ``set_preferences`` (one logged ``pool_preference`` each); returns
+    the pool rows that created."""
     with uow_factory() as uow:
         synthetic.add_users(uow.session, users, now_ms)
         synthetic.add_nodes(
             uow.session, [(n.node_id, n.username, n.capacity_flops_per_s) for n in nodes], now_ms
         )
         uow.commit()
-    for node in nodes:
-        if node.warm_opt_in or node.cold_opt_in:
-            with uow_factory() as uow:
-                set_preferences(
-                    uow,
-                    node.node_id,
-                    PoolPreferences(warm_opt_in=node.warm_opt_in, cold_opt_in=node.cold_opt_in),
-                    now_ms,
-                )
+    return [
+        _prefer(uow_factory, node, node.warm_opt_in, node.cold_opt_in, now_ms)
+        for node in nodes
+        if node.warm_opt_in or node.cold_opt_in
+    ]
+
+
+def _prefer(
+    uow_factory: UnitOfWorkFactory, node: NodeSpec, warm: bool, cold: bool, now_ms: int
+) -> Member:
+    with uow_factory() as uow:
+        view = set_preferences(
+            uow, node.node_id, PoolPreferences(warm_opt_in=warm, cold_opt_in=cold), now_ms
+        )
+    assert view.since_ms is not None, "a preference makes a pool row"
+    return Member(
+        node_id=node.node_id,
+        username=node.username,
+        pool=view.pool,
+        capacity_flops_per_s=node.capacity_flops_per_s,
+        since_ms=view.since_ms,
+        warm_opt_in=view.warm_opt_in,
+        cold_opt_in=view.cold_opt_in,
+        promoted=view.promoted,
+    )
 
 
 def verify(uow_factory: UnitOfWorkFactory, username: str, policy: Policy, now_ms: int) -> None:
@@ -110,13 +150,9 @@ def verify(uow_factory: UnitOfWorkFactory, username: str, policy: Policy, now_ms
         verify_institution(uow, username, "Simulated Institute", policy, now_ms)
 
 
-def opt_out(uow_factory: UnitOfWorkFactory, node_ids: Iterable[str], now_ms: int) -> None:
+def opt_out(uow_factory: UnitOfWorkFactory, nodes: Iterable[NodeSpec], now_ms: int) -> list[Member]:
     """Nodes leaving for good withdraw from warm and cold (the manager retires hot ones)."""
-    for node_id in node_ids:
-        with uow_factory() as uow:
-            set_preferences(
-                uow, node_id, PoolPreferences(warm_opt_in=False, cold_opt_in=False), now_ms
-            )
+    return [_prefer(uow_factory, node, False, False, now_ms) for node in nodes]
 
 
 def load_view(uow_factory: UnitOfWorkFactory) -> dict[str, Member]:
@@ -127,22 +163,24 @@ def load_view(uow_factory: UnitOfWorkFactory) -> dict[str, Member]:
 def admit_askers(
     uow_factory: UnitOfWorkFactory,
     policy: Policy,
+    pool: dict[str, Member],
     askers: Sequence[NodeSpec],
     now_ms: int,
     rng: random.Random,
 ) -> tuple[dict[str, Member], list[Move]]:
     """Nodes asking for work, in random order, through the real admission rule.
 
-    This is ``membership.gate_for_lease`` for many nodes in one transaction: the pool is
-    read once and each decision is applied to it before the next, exactly as one gate
-    call after another would see it, without reading 10^4 rows per call. A user whose
-    node is refused (parked in warm for the share cap) stops asking until the next epoch.
-    Returns the pool after the admissions and the moves.
+    This is ``membership.gate_for_lease`` for many nodes in one transaction: ``pool`` is
+    the store's pool (the simulator keeps it, and checks it against the store), and each
+    decision is applied to it before the next, exactly as one gate call after another
+    would see it, without reading 10^4 rows per call. A user whose node is refused
+    (parked in warm for the share cap) stops asking until the next epoch. Returns the
+    pool after the admissions, and the moves.
     """
+    view = dict(pool)
     with uow_factory() as uow:
         session = uow.session
         log_store.lock_log(session)
-        view = {m.node_id: m for m in membership.load_members(session)}
         order = list(askers)
         rng.shuffle(order)
         institutional = membership.institutional_map(session, policy, {n.username for n in order})
@@ -181,10 +219,17 @@ def manage(
     now_ms: int,
     idle_s: int,
     lost_s: int,
-    availability_ppm: dict[str, int],
+    window_s: int,
 ) -> list[Move]:
-    """One pass of the real pool manager."""
+    """One pass of the real pool manager, with cold nodes ordered by their availability
+    over the last ``window_s`` (the real ``availability_by_node``)."""
     with uow_factory() as uow:
+        measured = availability_by_node(uow.session, max(0, now_ms - window_s * 1000), now_ms)
+        availability_ppm = {
+            node_id: a.answered_in_time * 1_000_000 // a.issued
+            for node_id, a in measured.items()
+            if a.issued
+        }
         moves = membership.manage_pools(
             uow.session,
             policy,
@@ -231,12 +276,12 @@ def settle(
     policy: Policy,
     epoch_index: int,
     now_ms: int,
-    prune_before_ms: int | None,
+    prune_below_unit: int | None,
 ) -> tuple[EpochReport, list[NodePay]]:
     """Settle one epoch for real, then read its per-node lines back from the log.
 
     The lines are what every node was paid; their sums are checked against the epoch's
-    report. Settled work older than ``prune_before_ms`` is then deleted (see
+    report. Settled work below unit index ``prune_below_unit`` is then deleted (see
     ``synthetic.delete_work_before``).
     """
     report = settle_epoch(uow_factory, policy, epoch_index, now_ms)
@@ -252,9 +297,9 @@ def settle(
                 pays.append(NodePay(line[0], line[1], int(line[4]), int(line[6])))
     assert sum(p.nxc_micro for p in pays) == report.nxc_micro_total
     assert sum(p.usdc_micro for p in pays) == report.usdc_paid_micro_total
-    if prune_before_ms is not None:
+    if prune_below_unit is not None:
         with uow_factory() as uow:
-            synthetic.delete_work_before(uow.session, prune_before_ms)
+            synthetic.delete_work_before(uow.session, prune_below_unit)
             uow.commit()
     return report, pays
 

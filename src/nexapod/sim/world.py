@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from dataclasses import dataclass, field
 
 from nexapod.sim.population import (
@@ -33,7 +32,6 @@ from nexapod.sim.population import (
 
 __all__ = [
     "ARRIVALS_PER_EPOCH_MAX",
-    "CHALLENGE_WINDOW",
     "WORK_FLOPS_PIECE_MAX",
     "EpochEvents",
     "World",
@@ -43,7 +41,6 @@ __all__ = [
 ]
 
 ARRIVALS_PER_EPOCH_MAX = 10_000
-CHALLENGE_WINDOW = 168  # challenges remembered per node: a week of epochs
 WORK_FLOPS_PIECE_MAX = 2**62  # one result's FLOPs: a unit's count fits 63 bits with room
 
 
@@ -92,7 +89,7 @@ def work_pieces(flops: int) -> list[int]:
 
 @dataclass
 class World:
-    """The nodes as machines: specs, who left, who is down until when, challenge answers."""
+    """The nodes as machines: specs, who left, who is down until when."""
 
     population_config: PopulationConfig
     config: WorldConfig
@@ -100,7 +97,6 @@ class World:
     users: list[str]
     departed: set[str] = field(default_factory=set)
     down_until: dict[str, int] = field(default_factory=dict)  # node_id -> epoch it is back
-    answers: dict[str, deque[bool]] = field(default_factory=dict)
     next_index: int = 0
 
     @classmethod
@@ -135,7 +131,11 @@ class World:
             spec, _new = draw_arrival(rng, self.population_config, self.next_index, self.users)
             arrivals.append(spec)
             self.next_index += 1
-        dominant = sum(1 for s in self.specs.values() if s.username == DOMINANT)
+        dominant = sum(
+            1
+            for s in self.specs.values()
+            if s.username == DOMINANT and s.node_id not in self.departed
+        )
         for _ in range(poisson(rng, self.config.dominant_growth_per_day * dominant / 24)):
             arrivals.append(draw_dominant_node(rng, self.population_config, self.next_index))
             self.next_index += 1
@@ -155,17 +155,8 @@ class World:
         return min(1.0, self.specs[node_id].utilisation * rng.uniform(0.9, 1.1))
 
     def answer(self, node_id: str, epoch: int, rng: random.Random) -> bool:
-        """Whether the node answers this epoch's challenge in time (remembered for a week)."""
-        answered = self.online(node_id, epoch) and rng.random() < self.specs[node_id].reliability
-        self.answers.setdefault(node_id, deque(maxlen=CHALLENGE_WINDOW)).append(answered)
-        return answered
-
-    def availability_ppm(self, node_id: str) -> int:
-        """Answered over issued in the last week, in parts per million (1e6 when none yet)."""
-        window = self.answers.get(node_id)
-        if not window:
-            return 1_000_000
-        return sum(window) * 1_000_000 // len(window)
+        """Whether the node answers this epoch's challenge right and in time."""
+        return self.online(node_id, epoch) and rng.random() < self.specs[node_id].reliability
 
 
 def _geometric(rng: random.Random, mean: float) -> int:
