@@ -125,8 +125,10 @@ def simulate(
     started = time.perf_counter()
     _setup(run, population.usernames, list(population.nodes))
     for epoch in range(epochs):
+        epoch_started = time.perf_counter()
         record = _epoch(run, epoch)
         run.result.records.append(record)
+        run.result.epoch_wall_s.append(time.perf_counter() - epoch_started)
         if on_epoch is not None:
             on_epoch(record)
     _close(run, epochs)

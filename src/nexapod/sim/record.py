@@ -114,6 +114,7 @@ class SimResult:
     ledger: Ledger | None = None
     runtime_s: float = 0.0
     phase_s: dict[str, float] = field(default_factory=dict)
+    epoch_wall_s: list[float] = field(default_factory=list)  # wall time of each epoch
 
     def add_settlement(self, report: EpochReport, pays: Sequence[NodePay]) -> None:
         self.settlements.append(report)

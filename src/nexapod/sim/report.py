@@ -253,8 +253,15 @@ def build_summary(
         "series": _series(result),
     }
     if include_runtime:
+        walls = result.epoch_wall_s
         summary["runtime"] = {
             "total_s": round(result.runtime_s, 3),
             "phases_s": {k: round(v, 3) for k, v in sorted(result.phase_s.items())},
+            "epoch_wall_s": {
+                "first": round(walls[0], 3) if walls else 0.0,
+                "median": round(sorted(walls)[len(walls) // 2], 3) if walls else 0.0,
+                "last_day_mean": round(sum(walls[-24:]) / len(walls[-24:]), 3) if walls else 0.0,
+                "each": [round(w, 3) for w in walls],
+            },
         }
     return summary
