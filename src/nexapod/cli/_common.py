@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from nexapod.errors import NexaPodError
 
@@ -42,8 +43,10 @@ KeysDirOption = Annotated[
 
 
 def fail(message: str, code: str | None = None, exit_code: int = 1) -> NoReturn:
+    """Print the message as text (an error's detail may hold brackets, such as
+    ``nexapod[sim]``, that Rich would take for markup) and exit."""
     suffix = f" [dim]\\[{code}][/dim]" if code else ""
-    err_console.print(f"[bold red]error:[/bold red] {message}{suffix}", highlight=False)
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}{suffix}", highlight=False)
     raise typer.Exit(exit_code)
 
 

@@ -18,6 +18,7 @@ from nexapod.cli import (
     user,
 )
 from nexapod.cli.demo import demo
+from nexapod.cli.simulate import simulate_command
 
 __all__ = ["app"]
 
@@ -40,3 +41,4 @@ app.add_typer(user.app, name="user")
 app.add_typer(stats.app, name="stats")
 app.command("leaderboard")(stats.leaderboard)
 app.command("demo")(demo)
+app.command("simulate")(simulate_command)

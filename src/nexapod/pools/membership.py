@@ -51,29 +51,40 @@ class Gate:
     reason: str
 
 
-def _member(row: PoolMemberRow, capacity: int) -> Member:
-    return Member(
-        node_id=row.node_id,
-        username=row.username,
-        pool=row.pool,  # type: ignore[arg-type]
-        capacity_flops_per_s=capacity,
-        since_ms=row.since_ms,
-        warm_opt_in=row.warm_opt_in,
-        cold_opt_in=row.cold_opt_in,
-        promoted=row.promoted,
-    )
-
-
 def load_members(session: Session) -> list[Member]:
-    """Every node with a membership row (a node without one is idle in no pool)."""
+    """Every node with a membership row (a node without one is idle in no pool).
+
+    Columns, not ORM objects: the manager reads the whole pool on every pass.
+    """
     rows = session.execute(
-        select(PoolMemberRow, NodeRow.capacity_flops_per_s)
+        select(
+            PoolMemberRow.node_id,
+            PoolMemberRow.username,
+            PoolMemberRow.pool,
+            NodeRow.capacity_flops_per_s,
+            PoolMemberRow.since_ms,
+            PoolMemberRow.warm_opt_in,
+            PoolMemberRow.cold_opt_in,
+            PoolMemberRow.promoted,
+        )
         .join(NodeRow, NodeRow.node_id == PoolMemberRow.node_id)
         .order_by(PoolMemberRow.node_id)
         .limit(MEMBERS_MAX + 1)
     ).all()
     assert len(rows) <= MEMBERS_MAX, "the pool manager reads the pool in one piece"
-    return [_member(row, int(capacity)) for row, capacity in rows]
+    return [
+        Member(
+            node_id=node_id,
+            username=username,
+            pool=pool,  # type: ignore[arg-type]  # a PoolName, checked by Member
+            capacity_flops_per_s=int(capacity),
+            since_ms=since_ms,
+            warm_opt_in=bool(warm),
+            cold_opt_in=bool(cold),
+            promoted=bool(promoted),
+        )
+        for node_id, username, pool, capacity, since_ms, warm, cold, promoted in rows
+    ]
 
 
 def _idle_member(node: NodeRow, now_ms: int) -> Member:
@@ -302,8 +313,11 @@ def manage_pools(
     log_store.lock_log(session)
     members = load_members(session)
     if availability_ppm:
-        members = [
-            _with_availability(m, availability_ppm.get(m.node_id, 1_000_000)) for m in members
+        members = [  # only those measured: the rest keep the default, unchanged
+            _with_availability(m, availability_ppm[m.node_id])
+            if m.node_id in availability_ppm
+            else m
+            for m in members
         ]
     usernames = {m.node_id: m.username for m in members}
     moves: list[Move] = []

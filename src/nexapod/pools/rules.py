@@ -106,11 +106,13 @@ def counted_capacity(member: Member, policy: Policy) -> int:
 
 def hot_capacity_by_user(members: Iterable[Member], policy: Policy) -> dict[str, int]:
     """Hot capacity per user; promoted cold nodes are a disruption's stand-ins, not counted."""
+    cap = policy.node_cap_flops_per_s  # counted_capacity, inlined: admissions call this per node
     by_user: dict[str, int] = {}
     for member in members:
         if member.pool == "hot" and not member.promoted:
-            by_user[member.username] = by_user.get(member.username, 0) + counted_capacity(
-                member, policy
+            capacity = member.capacity_flops_per_s
+            by_user[member.username] = by_user.get(member.username, 0) + (
+                capacity if capacity < cap else cap
             )
     return by_user
 
@@ -121,11 +123,17 @@ def share_cap_binds(by_user: dict[str, int], policy: Policy) -> bool:
 
 
 def _over_share(by_user: dict[str, int], policy: Policy) -> list[str]:
-    """Users above the cap, largest first (exact: share > max  <=>  cap_u > max * total)."""
+    """Users above the cap, largest first.
+
+    Exact in integers, whatever the magnitudes: with max_user_share = num / den,
+    share > max  <=>  cap_u * den > num * total.
+    """
     total = sum(by_user.values())
     if total == 0 or not share_cap_binds(by_user, policy):
         return []
-    over = [user for user, cap in by_user.items() if cap > policy.max_user_share * total]
+    num, den = policy.max_user_share.as_integer_ratio()
+    limit = num * total
+    over = [user for user, cap in by_user.items() if cap * den > limit]
     return sorted(over, key=lambda user: (-by_user[user], user))
 
 
@@ -201,8 +209,10 @@ def _demote_over_share(
 ) -> list[Move] | None:
     """Newest-first demotions that bring every user under the cap; None when that would
     take a node of the ``protected`` user (the newcomer's own)."""
+    by_user = hot_capacity_by_user(hot, policy)
+    if not _over_share(by_user, policy):
+        return []  # the common case, answered without sorting the pool
     working = sorted((m for m in hot if not m.promoted), key=lambda m: (m.since_ms, m.node_id))
-    by_user = hot_capacity_by_user(working, policy)
     moves: list[Move] = []
     for _ in range(len(working) + 1):
         over = _over_share(by_user, policy)

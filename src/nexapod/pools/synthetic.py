@@ -11,24 +11,36 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from nexapod.crypto import sha256_hex
 from nexapod.mesh.store import JobRow, LeaseRow, ResultRow, UnitRow
+from nexapod.pools.store import ColdChallengeRow
 from nexapod.registry.store import NodeRow, UserRow
 
 __all__ = [
     "ROWS_PER_INSERT_MAX",
     "SYNTHETIC_JOB_ID",
+    "add_cold_challenges",
+    "add_lapsed_leases",
     "add_nodes",
     "add_users",
     "add_validated_work",
+    "delete_work_before",
+    "set_job_status",
 ]
 
 ROWS_PER_INSERT_MAX = 5000
 SYNTHETIC_JOB_ID = "5" * 32
 _PLACEHOLDER = "synthetic"
+# Core tables, not ORM bulk inserts: the simulator writes ~10^4 rows of each every epoch.
+_UNITS = cast(Table, UnitRow.__table__)
+_LEASES = cast(Table, LeaseRow.__table__)
+_RESULTS = cast(Table, ResultRow.__table__)
+_CHALLENGES = cast(Table, ColdChallengeRow.__table__)
 
 
 def _chunks(rows: list[dict[str, object]]) -> list[list[dict[str, object]]]:
@@ -123,7 +135,7 @@ def add_validated_work(
     for chunk in _chunks(units):
         unit_ids.extend(
             session.scalars(
-                insert(UnitRow).returning(UnitRow.unit_id, sort_by_parameter_order=True), chunk
+                insert(_UNITS).returning(_UNITS.c.unit_id, sort_by_parameter_order=True), chunk
             )
         )
     leases: list[dict[str, object]] = []
@@ -161,7 +173,118 @@ def add_validated_work(
             }
         )
     for chunk in _chunks(leases):
-        session.execute(insert(LeaseRow), chunk)
+        session.execute(insert(_LEASES), chunk)
     for chunk in _chunks(results):
-        session.execute(insert(ResultRow), chunk)
+        session.execute(insert(_RESULTS), chunk)
     return first_unit_index + len(work)
+
+
+def set_job_status(session: Session, submitted_by: str, status: str, now_ms: int) -> None:
+    """The synthetic job's status (the simulator keeps it ``running``: a job that runs is
+    what makes a lost hot node a disruption)."""
+    _ensure_job(session, submitted_by, now_ms)
+    session.execute(update(JobRow).where(JobRow.job_id == SYNTHETIC_JOB_ID).values(status=status))
+
+
+def add_lapsed_leases(
+    session: Session, lapses: Sequence[tuple[str, str, int, int]], first_unit_index: int
+) -> int:
+    """(node_id, username, granted_at_ms, ended_at_ms) each: a node that failed mid-unit.
+
+    Each item becomes a queued unit of the synthetic job and an ``expired`` lease, and the
+    node is last seen when the lease was granted: what the pool manager reads as a lost
+    hot node. Returns the next free unit index.
+    """
+    if not lapses:
+        return first_unit_index
+    _ensure_job(session, lapses[0][1], lapses[0][2])
+    units: list[dict[str, object]] = [
+        {
+            "job_id": SYNTHETIC_JOB_ID,
+            "unit_index": first_unit_index + offset,
+            "spec_json": "{}",
+            "inputs_json": "[]",
+            "work_flops": 1,
+            "status": "queued",
+            "attempts": 1,
+        }
+        for offset in range(len(lapses))
+    ]
+    unit_ids = list(
+        session.scalars(
+            insert(_UNITS).returning(_UNITS.c.unit_id, sort_by_parameter_order=True), units
+        )
+    )
+    leases: list[dict[str, object]] = [
+        {
+            "lease_id": secrets.token_hex(16),
+            "unit_id": unit_id,
+            "job_id": SYNTHETIC_JOB_ID,
+            "node_id": node_id,
+            "username": username,
+            "status": "expired",
+            "granted_at_ms": granted_ms,
+            "deadline_at_ms": ended_ms,
+            "ended_at_ms": ended_ms,
+        }
+        for unit_id, (node_id, username, granted_ms, ended_ms) in zip(unit_ids, lapses, strict=True)
+    ]
+    for chunk in _chunks(leases):
+        session.execute(insert(_LEASES), chunk)
+    session.execute(
+        update(NodeRow),
+        [
+            {"node_id": node_id, "last_seen_at_ms": granted_ms}
+            for node_id, _, granted_ms, _ in lapses
+        ],
+    )
+    return first_unit_index + len(lapses)
+
+
+def add_cold_challenges(session: Session, challenges: Sequence[tuple[str, int, int, bool]]) -> None:
+    """(node_id, issued_at_ms, deadline_at_ms, passed) each: liveness challenges to cold
+    nodes, answered in time and right (passed) or not, as the stipend reads them."""
+    rows: list[dict[str, object]] = [
+        {
+            "challenge_id": sha256_hex(f"synthetic/{node_id}/{issued_ms}".encode())[:32],
+            "node_id": node_id,
+            "seed": "0" * 64,
+            "expected_sha256": "0" * 64,
+            "issued_at_ms": issued_ms,
+            "deadline_at_ms": deadline_ms,
+            "answered_at_ms": deadline_ms if passed else None,
+            "passed": passed,
+        }
+        for node_id, issued_ms, deadline_ms, passed in challenges
+    ]
+    for chunk in _chunks(rows):
+        session.execute(insert(_CHALLENGES), chunk)
+
+
+def delete_work_before(session: Session, unit_index: int) -> int:
+    """Delete the synthetic job's units below ``unit_index``, with their leases and results.
+
+    The simulator calls it once their epochs are settled: settlement's lines are in the
+    log, and nothing downstream reads settled work again, so the store stays the size of
+    a few epochs instead of growing by a result per node per epoch. Unit ids grow with
+    unit indexes, so three range deletes do it. Returns the units deleted.
+    """
+    kept = session.scalar(
+        select(func.min(UnitRow.unit_id)).where(
+            UnitRow.job_id == SYNTHETIC_JOB_ID, UnitRow.unit_index >= unit_index
+        )
+    )
+    below = select(func.max(UnitRow.unit_id) + 1).where(UnitRow.job_id == SYNTHETIC_JOB_ID)
+    limit = kept if kept is not None else session.scalar(below)
+    if limit is None:
+        return 0
+    for table in (_RESULTS, _LEASES):
+        session.execute(
+            delete(table).where(table.c.job_id == SYNTHETIC_JOB_ID, table.c.unit_id < limit)
+        )
+    deleted = session.execute(
+        delete(_UNITS).where(_UNITS.c.job_id == SYNTHETIC_JOB_ID, _UNITS.c.unit_id < limit)
+    )
+    count: int = deleted.rowcount  # type: ignore[attr-defined]
+    assert count >= 0
+    return count
