@@ -33,13 +33,16 @@ pytestmark = pytest.mark.slow
 PARAMS: dict[str, int | str] = {"block_size": 512, "k": 8, "embedding_dim": 512}
 N_SPECTRA = 3072  # 6 blocks: 21 units
 SEED = 9
-# Short leases; and room for many disagreeing results per unit: nine cheaters against
-# three honest nodes is far beyond the share the defaults are tuned for.
+# Short leases; and room for many disagreeing results per unit, and for many lapsed
+# leases: nine cheaters of several users against three honest nodes is far beyond the
+# share the defaults are tuned for (each cheating user may let a unit's lease lapse twice,
+# and under load an honest node's 3-4 s leases lapse too).
 ENV = {
     "NEXAPOD_POLICY_FILE": str(NO_SHARE_CAP_POLICY),
     "NEXAPOD_LEASE_S_MIN": "3",
     "NEXAPOD_LEASE_S_MAX": "4",
     "NEXAPOD_VALIDATION_RESULTS_PER_UNIT_MAX": "12",
+    "NEXAPOD_UNIT_ATTEMPTS_MAX": "20",
 }
 HONEST = ("alice", "bob", "carol")
 # (mode, user): the two colluders share a user
