@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from fractions import Fraction
@@ -107,6 +108,24 @@ def test_the_institution_earns_no_nxc_or_usdc(week: tuple[Path, dict[str, Any]])
     assert summary["moves"]["institution"] == summary["population"]["institution_nodes"]
     assert summary["rewards"]["institution_nxc_micro"] == "0"
     assert all(b == "0" for b in summary["supply"]["institution_balances_micro"].values())
+
+
+def test_nodes_csv_holds_every_node_and_its_pay(week: tuple[Path, dict[str, Any]]) -> None:
+    out, summary = week
+    with (out / "nodes.csv").open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == summary["population"]["nodes_registered"]
+    hot = sum(int(row["hot_nxc_micro"]) for row in rows)
+    stipends = sum(int(row["stipend_nxc_micro"]) for row in rows)
+    assert hot == int(summary["supply"]["minted_by_settlement_micro"])
+    assert stipends == int(summary["supply"]["minted_by_stipends_micro"])
+    institution = [row for row in rows if row["username"] == "institute"]
+    assert institution
+    assert all(
+        row[key] == "0"
+        for row in institution
+        for key in ("hot_nxc_micro", "hot_usdc_micro", "stipend_nxc_micro", "stipend_usdc_micro")
+    )
 
 
 def test_gini_coefficients_are_in_range(week: tuple[Path, dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ report (summary.json and the PNG charts) into ``--out``.
 
 from __future__ import annotations
 
+import csv
 import json
 import tempfile
 from fractions import Fraction
@@ -30,13 +31,14 @@ from nexapod.registry.store import NodeRow
 from nexapod.sim import DAYS_MAX, NODES_MAX, PopulationConfig, SimConfig, simulate
 from nexapod.sim.errors import store_not_empty
 from nexapod.sim.record import EpochRecord, SimResult
-from nexapod.sim.report import build_summary
+from nexapod.sim.report import NODE_COLUMNS, build_summary, node_rows
 from nexapod.sim.steps import throwaway_store
 from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
 
 __all__ = ["simulate_command"]
 
 SUMMARY_FILE = "summary.json"
+NODES_FILE = "nodes.csv"
 DEFAULT_FUNDING = "1.25,0.5,1,0.25"
 FUNDING_WEEKS_MAX = 52
 
@@ -108,7 +110,11 @@ def simulate_command(
                 engine.dispose()
         summary = build_summary(config, policy, result)
         (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n", "utf-8")
-        written = [out / SUMMARY_FILE]
+        with (out / NODES_FILE).open("w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(NODE_COLUMNS)
+            writer.writerows(node_rows(result))
+        written = [out / SUMMARY_FILE, out / NODES_FILE]
         if charts:
             from nexapod.sim.charts import draw_charts
 

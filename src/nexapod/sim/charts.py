@@ -70,17 +70,26 @@ def _save(plt: Any, fig: Any, path: Path) -> Path:
 
 def _rewards(plt: Any, result: SimResult, path: Path) -> Path:
     amounts = list(rewards_by_node(result, include_stipends=True).values())
-    earning = [a / 10**6 for a in amounts if a > 0]
+    earning = sorted(a / 10**6 for a in amounts if a > 0)
     fig, (hist, curve) = plt.subplots(1, 2, figsize=(11, 4.2))
+    below = 0
     if earning:
-        low, high = math.log10(min(earning)), math.log10(max(earning))
-        bins = [10 ** (low + (high - low) * i / 40) for i in range(41)] if high > low else 10
-        hist.hist(earning, bins=bins, color="#3b6ea8")
+        # from the 1st percentile up: a node paid only a stipend (a few NXC) would stretch
+        # the axis over ten decades of empty bins
+        low = earning[len(earning) // 100]
+        below = sum(1 for a in earning if a < low)
+        shown = [a for a in earning if a >= low]
+        lo, hi = math.log10(shown[0]), math.log10(shown[-1])
+        bins = [10 ** (lo + (hi - lo) * i / 40) for i in range(41)] if hi > lo else 10
+        hist.hist(shown, bins=bins, color="#3b6ea8")
         hist.set_xscale("log")
     hist.set_xlabel("NXC earned over the run (log scale)")
     hist.set_ylabel("nodes")
     zero = len(amounts) - len(earning)
-    hist.set_title(f"NXC per node ({len(earning)} earning, {zero} earning nothing)")
+    hist.set_title(
+        f"NXC per node: {len(earning) - below} shown, {below} below, {zero} earned nothing",
+        fontsize=10,
+    )
     points = lorenz(amounts)
     curve.plot([x for x, _ in points], [y for _, y in points], color="#3b6ea8", label="nodes")
     curve.plot([0, 1], [0, 1], color="grey", linestyle=":", label="equality")

@@ -20,9 +20,18 @@ from nexapod.sim.population import DOMINANT, INSTITUTION
 from nexapod.sim.record import SimResult
 from nexapod.sim.stats import PERCENTILES, gini, percentile
 
-__all__ = ["SUMMARY_VERSION", "build_summary", "rewards_by_node"]
+__all__ = ["NODE_COLUMNS", "SUMMARY_VERSION", "build_summary", "node_rows", "rewards_by_node"]
 
 SUMMARY_VERSION = 1
+NODE_COLUMNS = (
+    "node_id",
+    "username",
+    "capacity_flops_per_s",
+    "hot_nxc_micro",
+    "hot_usdc_micro",
+    "stipend_nxc_micro",
+    "stipend_usdc_micro",
+)
 
 
 def _f(value: Fraction) -> float:
@@ -47,6 +56,17 @@ def rewards_by_node(result: SimResult, include_stipends: bool) -> dict[str, int]
         for node_id, (nxc, _) in source.items():
             totals[node_id] = totals.get(node_id, 0) + nxc
     return totals
+
+
+def node_rows(result: SimResult) -> list[tuple[str, ...]]:
+    """Every node registered in the run and what it was paid (nodes.csv), by node id."""
+    rows = []
+    for node_id, (username, capacity) in sorted(result.nodes.items()):
+        hot = result.reward_by_node.get(node_id, (0, 0))
+        stipend = result.stipend_by_node.get(node_id, (0, 0))
+        rows.append((node_id, username, str(capacity), *map(str, hot), *map(str, stipend)))
+    assert all(len(row) == len(NODE_COLUMNS) for row in rows)
+    return rows
 
 
 def _distribution(amounts: list[int]) -> dict[str, Any]:
