@@ -107,6 +107,28 @@ def _ensure_job(session: Session, submitted_by: str, now_ms: int) -> None:
         session.flush()
 
 
+def _insert_units(session: Session, units: list[dict[str, object]], first_index: int) -> list[int]:
+    """Insert units numbered from ``first_index`` on; their ids, in order.
+
+    One plain batch insert, then one read of the ids by (job, index) through the unique
+    index: an INSERT ... RETURNING in parameter order runs row by row on SQLite.
+    """
+    for chunk in _chunks(units):
+        session.execute(insert(_UNITS), chunk)
+    last_index = first_index + len(units) - 1
+    rows = session.execute(
+        select(_UNITS.c.unit_index, _UNITS.c.unit_id)
+        .where(
+            _UNITS.c.job_id == SYNTHETIC_JOB_ID,
+            _UNITS.c.unit_index >= first_index,
+            _UNITS.c.unit_index <= last_index,
+        )
+        .order_by(_UNITS.c.unit_index)
+    ).all()
+    assert [index for index, _ in rows] == list(range(first_index, last_index + 1))
+    return [int(unit_id) for _, unit_id in rows]
+
+
 def add_validated_work(
     session: Session, work: Sequence[tuple[str, str, int, int]], first_unit_index: int
 ) -> int:
@@ -131,13 +153,7 @@ def add_validated_work(
                 "attempts": 1,
             }
         )
-    unit_ids: list[int] = []
-    for chunk in _chunks(units):
-        unit_ids.extend(
-            session.scalars(
-                insert(_UNITS).returning(_UNITS.c.unit_id, sort_by_parameter_order=True), chunk
-            )
-        )
+    unit_ids = _insert_units(session, units, first_unit_index)
     leases: list[dict[str, object]] = []
     results: list[dict[str, object]] = []
     for unit_id, (node_id, username, flops, at_ms) in zip(unit_ids, work, strict=True):
@@ -210,11 +226,7 @@ def add_lapsed_leases(
         }
         for offset in range(len(lapses))
     ]
-    unit_ids = list(
-        session.scalars(
-            insert(_UNITS).returning(_UNITS.c.unit_id, sort_by_parameter_order=True), units
-        )
-    )
+    unit_ids = _insert_units(session, units, first_unit_index)
     leases: list[dict[str, object]] = [
         {
             "lease_id": secrets.token_hex(16),
