@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from nexapod.coordinator.app import create_app
 from nexapod.ledger import log_store
 from nexapod.ledger import service as ledger
 from nexapod.mesh import service as mesh
@@ -24,6 +23,7 @@ from nexapod.settings import Settings
 from nexapod.storage.uow import UnitOfWorkFactory
 from tests.factories import Actor, make_node, make_user, result_item, signed
 from tests.mesh.test_mesh_api import Clock, _compute, _lease, _submit, _submit_results
+from tests.mesh.test_validation_api import _api
 
 
 @pytest.fixture
@@ -33,13 +33,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def api(settings: Settings, clock: Clock) -> Iterator[TestClient]:
-    app = create_app(
-        settings.with_overrides(lease_s_min=30, lease_s_max=60),
-        clock_ms=clock,
-        run_maintenance=False,
-    )
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+    yield from _api(settings, clock)
 
 
 def _ctx(api: TestClient) -> Any:

@@ -177,8 +177,9 @@ def settle_epoch(
             return _report(existing, settled_now=False)
         if now_ms < end_ms:
             raise errors.epoch_open(epoch_index, end_ms)
-        if start_ms < paid_until_ms(session):
-            raise errors.epoch_settled_before(epoch_index, paid_until_ms(session))
+        paid_until = paid_until_ms(session)
+        if start_ms < paid_until:
+            raise errors.epoch_settled_before(epoch_index, paid_until)
         ensure_policy_recorded(session, policy, now_ms)
         policy_log_index = session.scalar(
             select(PolicyActivationRow.log_index)
