@@ -23,6 +23,7 @@ __all__ = [
     "code_invalid",
     "cursor_invalid",
     "duplicate_transfer_id",
+    "history_behind",
     "insufficient_funds",
     "malformed_account_id",
     "malformed_transfer_id",
@@ -310,3 +311,13 @@ def pending_amount_mismatch(index: int, transfer_id: str, pending_amount: int) -
 
 def cursor_invalid(cursor: str) -> LedgerError:
     return LedgerError("cursor_invalid", f"{cursor[:32]!r} is not a cursor from this listing")
+
+
+def history_behind(tail_entries: int, tail_entries_max: int, retry_after_s: int) -> LedgerError:
+    return LedgerError(
+        "history_behind",
+        f"the history index is {tail_entries} log entries behind (at most "
+        f"{tail_entries_max} are read unindexed): the integrator is catching up, ask again",
+        status=503,
+        retry_after_s=retry_after_s,
+    )

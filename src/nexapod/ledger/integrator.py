@@ -3,9 +3,10 @@
 Appends (``log_store.append_entries``) only number entries and store their leaf hashes,
 inside the transaction of the change they record. Turning them into the Merkle tree is
 done here, after commit, as Tessera does: read the entries past the last checkpoint,
-hash them up through the right-edge tiles, store every created or widened tile, and sign
-a checkpoint for the new size, all in one transaction. A checkpoint therefore never
-covers an entry that did not commit, and tiles and checkpoint move together.
+hash them up through the right-edge tiles, store every created or widened tile, index
+the transfers among them under their accounts (``history.index_history``), and sign a
+checkpoint for the new size, all in one transaction. A checkpoint therefore never covers
+an entry that did not commit, and tiles, account histories and checkpoint move together.
 
 With several coordinator processes on PostgreSQL, a transaction-level advisory lock
 (:data:`INTEGRATOR_LOCK_KEY`, tried, never waited on) lets one integrate while the others
@@ -20,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from nexapod.ledger.checkpoint import Checkpoint, sign_checkpoint
+from nexapod.ledger.history import index_history
 from nexapod.ledger.log_store import READ_ENTRIES_MAX, read_entries, read_tree_size
 from nexapod.ledger.merkle import HASH_SIZE
 from nexapod.ledger.note import NoteSigner
@@ -94,6 +96,7 @@ def integrate_pending(
         result = integrate(old_size, edge, leaf_hashes)
         assert result.tree_size == new_size
         write_tiles(session, result.tiles)
+        index_history(session, old_size, new_size)
         note = sign_checkpoint(Checkpoint(log.origin, new_size, result.root_hash), log.signer)
         checkpoint = StoredCheckpoint(new_size, result.root_hash, note, now_ms)
         insert_checkpoint(session, checkpoint)

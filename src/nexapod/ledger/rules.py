@@ -120,6 +120,7 @@ class Account:
     credits_pending: int = 0
     credits_posted: int = 0
     opened_at_ms: int | None = None
+    account_key: int | None = None  # its number in storage, given when it is opened
 
     @property
     def balance(self) -> int:

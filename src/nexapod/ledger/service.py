@@ -4,23 +4,24 @@ Every movement of NXC, USDC or USD goes through :func:`create_transfers`. A batc
 checked in pure code first (``rules.check_batch``), then, inside one transaction: the
 log lock is taken (PostgreSQL; SQLite's write transaction already serialises), the
 batch's ids and the holds it names are looked up in one pass (IN-lists of at most
-:data:`IN_LIST_MAX`), every involved account is read once (locked, in id order), the
-batch is applied in memory (``rules.apply_batch``), and the results are written with
-one bulk insert of transfers, one bulk insert of log entries and one bulk update of the
-accounts' changed totals. The log entries commit with the transfers or not at all.
+``transfer_store.IN_LIST_MAX``), every involved account is read once (locked, in id
+order), the batch is applied in memory (``rules.apply_batch``), and the results are
+written through the driver: one ``executemany`` of log entries (each transfer's canonical
+JSON, ``transfer_entry``), one of transfer rows (keyed by log index) and one per set of
+changed totals. The log entries commit with the transfers or not at all. Account
+histories are indexed after commit, by the log's integrator (``history``).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from sqlalchemy import Update, bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nexapod.ledger import errors, log_store
+from nexapod.ledger import errors, log_store, transfer_store
 from nexapod.ledger.accounts import SYSTEM_ACCOUNTS, may_go_negative, parse_account_id
+from nexapod.ledger.history import LOG_INDEX_END, history_page
 from nexapod.ledger.rules import (
     Account,
     NewTransfer,
@@ -30,9 +31,10 @@ from nexapod.ledger.rules import (
     apply_expiry,
     check_batch,
     expiry_entry_body,
-    transfer_entry_body,
 )
-from nexapod.ledger.store import ACCOUNTS, TRANSFERS
+from nexapod.ledger.store import TRANSFERS
+from nexapod.ledger.tile_store import latest_checkpoint
+from nexapod.ledger.transfer_entry import encode_transfer_entry
 from nexapod.protocol.v1 import (
     AccountView,
     TransferBatchRequest,
@@ -42,7 +44,7 @@ from nexapod.protocol.v1 import (
     TransferView,
 )
 from nexapod.registry.store import UserRow
-from nexapod.storage.types import ExactInteger
+from nexapod.storage.driver import Driver, driver
 from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
 
 __all__ = [
@@ -57,43 +59,12 @@ __all__ = [
     "transfer",
 ]
 
-IN_LIST_MAX = 900  # ids per IN (...) list: inside SQLite's oldest bind limit (999)
 EXPIRED_PER_PASS_MAX = 1000
 EXPIRY_PASSES_MAX = 100
+USERNAMES_PER_QUERY_MAX = 900
 
-_TRANSFER_COLUMNS = [
-    TRANSFERS.c.transfer_id,
-    TRANSFERS.c.phase,
-    TRANSFERS.c.debit_account_id,
-    TRANSFERS.c.credit_account_id,
-    TRANSFERS.c.asset,
-    TRANSFERS.c.amount,
-    TRANSFERS.c.pending_id,
-    TRANSFERS.c.timeout_s,
-    TRANSFERS.c.code,
-    TRANSFERS.c.timestamp_ms,
-    TRANSFERS.c.log_index,
-    TRANSFERS.c.pending_status,
-    TRANSFERS.c.expires_at_ms,
-]  # in the order of Transfer's fields
-_ACCOUNT_COLUMNS = [
-    ACCOUNTS.c.account_id,
-    ACCOUNTS.c.debits_pending,
-    ACCOUNTS.c.debits_posted,
-    ACCOUNTS.c.credits_pending,
-    ACCOUNTS.c.credits_posted,
-    ACCOUNTS.c.opened_at_ms,
-]  # asset, owner and may_go_negative follow from the id (and were stored from it)
-_TOTALS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 Totals = tuple[int, int, int, int]
-_UPDATE_PENDING_STATUS = (
-    update(TRANSFERS)
-    .where(
-        TRANSFERS.c.transfer_id == bindparam("b_transfer_id"),
-        TRANSFERS.c.pending_status == "pending",
-    )
-    .values(pending_status=bindparam("b_status"))
-)
+_TOTALS = transfer_store.TOTALS
 
 
 def transfer(
@@ -124,24 +95,42 @@ def create_transfers(
         return []
     session = uow.session
     log_store.lock_log(session)
+    d = driver(session)
     batch_ids = {new.transfer_id for new in batch}
-    stored = _load_transfers(session, batch_ids)
+    stored = transfer_store.find_transfers(d, batch_ids)
     pending_ids = {new.pending_id for new in batch if new.pending_id is not None}
-    stored.update(_load_transfers(session, pending_ids - batch_ids - stored.keys()))
-    accounts = _lock_accounts(session, _involved(batch, stored), now_ms, open_missing=True)
+    stored.update(transfer_store.find_transfers(d, pending_ids - batch_ids - stored.keys()))
+    accounts = _lock_accounts(session, d, _involved(batch, stored), now_ms, open_missing=True)
     read = _totals(accounts)
     first_index = log_store.read_tree_size(session)
     plan = apply_batch(batch, accounts, stored, now_ms, first_index, debit_owner)
     if plan.created:
-        bodies = [transfer_entry_body(t) for t in plan.created]
-        appended_at = log_store.append_entries(session, "transfer", bodies)
+        entries = [encode_transfer_entry(t) for t in plan.created]
+        appended_at = log_store.append_encoded(session, entries)
         assert appended_at == first_index, "the log lock is held: nobody appended meanwhile"
-        session.execute(insert(TRANSFERS), [_transfer_row(t) for t in plan.created])
+        keys = {account_id: a.account_key for account_id, a in accounts.items()}
+        rows = [
+            (
+                t.log_index,
+                bytes.fromhex(t.transfer_id),
+                keys[t.debit_account_id],
+                keys[t.credit_account_id],
+                t.pending_status,
+                t.expires_at_ms,
+            )
+            for t in plan.created
+        ]
+        transfer_store.insert_transfers(d, rows)  # type: ignore[arg-type]
     created_ids = {t.transfer_id for t in plan.created}
-    _set_pending_status(
-        session, {pid: s for pid, s in plan.resolved.items() if pid not in created_ids}
+    transfer_store.set_pending_status(
+        d,
+        {
+            stored[pid].log_index: status
+            for pid, status in plan.resolved.items()
+            if pid not in created_ids
+        },
     )
-    _write_totals(session, [accounts[account_id] for account_id in sorted(plan.touched)], read)
+    _write_totals(d, [accounts[account_id] for account_id in sorted(plan.touched)], read)
     return plan.results
 
 
@@ -186,7 +175,7 @@ def expire_pending_transfers(
     if read_uow_factory is not None:
         with read_uow_factory() as uow:
             due = uow.session.execute(
-                select(TRANSFERS.c.transfer_id)
+                select(TRANSFERS.c.log_index)
                 .where(TRANSFERS.c.pending_status == "pending", TRANSFERS.c.expires_at_ms <= now_ms)
                 .limit(1)
             ).first()
@@ -205,25 +194,20 @@ def expire_pending_transfers(
 
 def _expire_some(session: Session, now_ms: int) -> int:
     log_store.lock_log(session)
-    rows = session.execute(
-        select(*_TRANSFER_COLUMNS)
-        .where(TRANSFERS.c.pending_status == "pending", TRANSFERS.c.expires_at_ms <= now_ms)
-        .order_by(TRANSFERS.c.expires_at_ms, TRANSFERS.c.transfer_id)
-        .limit(EXPIRED_PER_PASS_MAX)
-    ).all()
-    if not rows:
+    d = driver(session)
+    holds = transfer_store.due_holds(d, now_ms, EXPIRED_PER_PASS_MAX)
+    if not holds:
         return 0
-    holds = [Transfer(*row) for row in rows]
     account_ids = {h.debit_account_id for h in holds} | {h.credit_account_id for h in holds}
-    accounts = _lock_accounts(session, account_ids, now_ms, open_missing=False)
+    accounts = _lock_accounts(session, d, account_ids, now_ms, open_missing=False)
     read = _totals(accounts)
     for hold in holds:
         apply_expiry(hold, accounts, now_ms)
     log_store.append_entries(
         session, "transfer_expired", [expiry_entry_body(h, now_ms) for h in holds]
     )
-    _set_pending_status(session, {h.transfer_id: "expired" for h in holds})
-    _write_totals(session, [accounts[account_id] for account_id in sorted(account_ids)], read)
+    transfer_store.set_pending_status(d, {h.log_index: "expired" for h in holds})
+    _write_totals(d, [accounts[account_id] for account_id in sorted(account_ids)], read)
     return len(holds)
 
 
@@ -233,7 +217,8 @@ def open_account(uow_factory: UnitOfWorkFactory, account_id: str, now_ms: int) -
         raise errors.unknown_account(account_id)
     with uow_factory() as uow:
         log_store.lock_log(uow.session)
-        accounts = _lock_accounts(uow.session, {account_id}, now_ms, open_missing=True)
+        d = driver(uow.session)
+        accounts = _lock_accounts(uow.session, d, {account_id}, now_ms, open_missing=True)
         if account_id not in accounts:
             raise errors.unknown_account(account_id)
         uow.commit()
@@ -245,9 +230,9 @@ def get_account(uow: UnitOfWork, account_id: str) -> Account:
     ref = parse_account_id(account_id)
     if ref is None:
         raise errors.unknown_account(account_id)
-    found = _read_accounts(uow.session, [account_id], lock=False)
-    if found:
-        return found[0]
+    found = transfer_store.read_accounts(driver(uow.session), [account_id], lock=False)
+    if account_id in found:
+        return found[account_id]
     if not _openable(uow.session, [account_id]):
         raise errors.unknown_account(account_id)
     return Account(account_id, ref.asset, ref.owner, may_go_negative(account_id))
@@ -276,31 +261,35 @@ def list_transfers(
 ) -> TransferPage:
     """An account's transfers, newest first (by log index), a page at a time.
 
-    The cursor is the log index of the last transfer of the previous page.
+    The cursor is the log index of the last transfer of the previous page. Transfers the
+    integrator has not indexed yet are read too (``history``): a page is never stale.
     """
     assert limit >= 1
     assert page_size_max >= 1
-    get_account(uow, account_id)
+    account = get_account(uow, account_id)
     size = min(limit, page_size_max)
-    before: int | None = None
+    before = LOG_INDEX_END
     if cursor is not None:
         if not cursor.isdigit() or len(cursor) > 19:
             raise errors.cursor_invalid(cursor)
-        before = int(cursor)
-    rows: list[Sequence[Any]] = []
-    for column in (TRANSFERS.c.debit_account_id, TRANSFERS.c.credit_account_id):
-        query = select(*_TRANSFER_COLUMNS).where(column == account_id)
-        if before is not None:
-            query = query.where(TRANSFERS.c.log_index < before)
-        query = query.order_by(TRANSFERS.c.log_index.desc()).limit(size + 1)
-        rows.extend(uow.session.execute(query).all())
-    transfers = sorted((Transfer(*row) for row in rows), key=lambda t: -t.log_index)
-    page = transfers[:size]
-    next_cursor = str(page[-1].log_index) if len(transfers) > size else None
+        before = min(int(cursor), LOG_INDEX_END)
+    page: list[Transfer] = []
+    more = False
+    if account.account_key is not None:
+        session = uow.session
+        checkpoint = latest_checkpoint(session)
+        indexed_size = 0 if checkpoint is None else checkpoint.tree_size
+        tree_size = log_store.read_tree_size(session)
+        d = driver(session)
+        indexes = history_page(d, account.account_key, indexed_size, tree_size, before, size + 1)
+        more = len(indexes) > size
+        found = transfer_store.transfers_at(d, indexes[:size])
+        page = [found[index] for index in indexes[:size]]
+        assert all(account_id in (t.debit_account_id, t.credit_account_id) for t in page)
     return TransferPage(
         account_id=account_id,
         transfers=[_transfer_view(t) for t in page],
-        next_cursor=next_cursor,
+        next_cursor=str(page[-1].log_index) if more else None,
     )
 
 
@@ -322,60 +311,6 @@ def _transfer_view(t: Transfer) -> TransferView:
     )
 
 
-def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), IN_LIST_MAX):
-        yield ordered[start : start + IN_LIST_MAX]
-
-
-def _load_transfers(session: Session, transfer_ids: Iterable[str]) -> dict[str, Transfer]:
-    found: dict[str, Transfer] = {}
-    for chunk in _chunks(transfer_ids):
-        query = select(*_TRANSFER_COLUMNS).where(TRANSFERS.c.transfer_id.in_(chunk))
-        for row in session.execute(query):
-            found[row[0]] = Transfer(*row)
-    return found
-
-
-def _read_accounts(session: Session, account_ids: Iterable[str], *, lock: bool) -> list[Account]:
-    """Accounts in id order; ``lock`` takes their row locks (PostgreSQL) in that order."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    found: list[Account] = []
-    for chunk in _chunks(account_ids):
-        query = (
-            select(*_ACCOUNT_COLUMNS)
-            .where(ACCOUNTS.c.account_id.in_(chunk))
-            .order_by(ACCOUNTS.c.account_id)
-        )
-        if lock and postgres:
-            query = query.with_for_update()
-        found.extend(_account(*row) for row in session.execute(query))
-    return found
-
-
-def _account(
-    account_id: str,
-    debits_pending: int,
-    debits_posted: int,
-    credits_pending: int,
-    credits_posted: int,
-    opened_at_ms: int | None,
-) -> Account:
-    ref = parse_account_id(account_id)
-    assert ref is not None, "stored accounts have well-formed ids"
-    return Account(
-        account_id,
-        ref.asset,
-        ref.owner,
-        may_go_negative(account_id),
-        debits_pending,
-        debits_posted,
-        credits_pending,
-        credits_posted,
-        opened_at_ms,
-    )
-
-
 def _involved(batch: Sequence[NewTransfer], stored: dict[str, Transfer]) -> set[str]:
     """Every account a batch may touch: the ones it names and those of its holds."""
     account_ids: set[str] = set()
@@ -392,27 +327,34 @@ def _involved(batch: Sequence[NewTransfer], stored: dict[str, Transfer]) -> set[
 
 
 def _lock_accounts(
-    session: Session, account_ids: set[str], now_ms: int, *, open_missing: bool
+    session: Session, d: Driver, account_ids: set[str], now_ms: int, *, open_missing: bool
 ) -> dict[str, Account]:
     """The accounts (locked, in id order), opening missing ones that may be opened."""
-    accounts = {a.account_id: a for a in _read_accounts(session, account_ids, lock=True)}
+    accounts = transfer_store.read_accounts(d, account_ids, lock=True)
     missing = sorted(account_ids - accounts.keys())
     if missing and open_missing:
-        opened = _open_accounts(session, _openable(session, missing), now_ms)
+        opened = _open_accounts(d, _openable(session, missing), now_ms)
         accounts.update((a.account_id, a) for a in opened)
     assert accounts.keys() <= account_ids
     return accounts
 
 
-def _open_accounts(session: Session, account_ids: list[str], now_ms: int) -> list[Account]:
+def _open_accounts(d: Driver, account_ids: list[str], now_ms: int) -> list[Account]:
+    """Open accounts with the next keys (the caller holds the log lock: keys never race)."""
     opened = []
+    key = transfer_store.account_keys_max(d)
     for account_id in account_ids:
         ref = parse_account_id(account_id)
         assert ref is not None, "only well-formed ids are openable"
+        key += 1
         negative = may_go_negative(account_id)
-        opened.append(Account(account_id, ref.asset, ref.owner, negative, opened_at_ms=now_ms))
+        opened.append(
+            Account(
+                account_id, ref.asset, ref.owner, negative, opened_at_ms=now_ms, account_key=key
+            )
+        )
     if opened:
-        session.execute(insert(ACCOUNTS), [_account_row(a) for a in opened])
+        transfer_store.insert_accounts(d, opened)
     return opened
 
 
@@ -429,31 +371,13 @@ def _openable(session: Session, account_ids: Sequence[str]) -> list[str]:
             openable.append(account_id)
         elif ref.kind == "user":
             usernames.setdefault(ref.name, []).append(account_id)
-    for chunk in _chunks(usernames):
+    names = sorted(usernames)
+    for start in range(0, len(names), USERNAMES_PER_QUERY_MAX):
+        chunk = names[start : start + USERNAMES_PER_QUERY_MAX]
         registered = session.scalars(select(UserRow.username).where(UserRow.username.in_(chunk)))
         for username in registered:
             openable.extend(usernames[username])
     return sorted(openable)
-
-
-def _account_row(account: Account) -> dict[str, object]:
-    return {
-        "account_id": account.account_id,
-        "asset": account.asset,
-        "owner": account.owner,
-        "may_go_negative": account.may_go_negative,
-        "debits_pending": account.debits_pending,
-        "debits_posted": account.debits_posted,
-        "credits_pending": account.credits_pending,
-        "credits_posted": account.credits_posted,
-        "opened_at_ms": account.opened_at_ms,
-    }
-
-
-def _transfer_row(t: Transfer) -> dict[str, object]:
-    row = t._asdict()  # the fields are named as the columns
-    assert len(row) == len(_TRANSFER_COLUMNS)
-    return row
 
 
 def _totals(accounts: dict[str, Account]) -> dict[str, Totals]:
@@ -464,20 +388,9 @@ def _totals(accounts: dict[str, Account]) -> dict[str, Totals]:
     }
 
 
-@functools.cache
-def _update_totals(columns: tuple[str, ...]) -> Update:
-    assert columns, "an update sets something"
-    assert set(columns) <= set(_TOTALS)
-    return (
-        update(ACCOUNTS)
-        .where(ACCOUNTS.c.account_id == bindparam("b_account_id"))
-        .values({name: bindparam(f"b_{name}", type_=ExactInteger()) for name in columns})
-    )
-
-
-def _write_totals(session: Session, accounts: list[Account], read: dict[str, Totals]) -> None:
+def _write_totals(d: Driver, accounts: list[Account], read: dict[str, Totals]) -> None:
     """Write back the totals that changed, one executemany per set of changed columns."""
-    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    groups: dict[tuple[str, ...], list[tuple[str, list[int]]]] = {}
     for account in accounts:
         assert account.debits_pending >= 0
         assert account.credits_pending >= 0
@@ -488,27 +401,12 @@ def _write_totals(session: Session, accounts: list[Account], read: dict[str, Tot
             account.credits_pending,
             account.credits_posted,
         )
+        before = read[account.account_id]
         changed = tuple(
-            name
-            for name, value, before in zip(_TOTALS, totals, read[account.account_id], strict=True)
-            if value != before
+            name for name, value, old in zip(_TOTALS, totals, before, strict=True) if value != old
         )
         if changed:
-            row: dict[str, object] = {"b_account_id": account.account_id}
-            for name, value in zip(_TOTALS, totals, strict=True):
-                if name in changed:
-                    row[f"b_{name}"] = value
-            groups.setdefault(changed, []).append(row)
+            values = [v for v, old in zip(totals, before, strict=True) if v != old]
+            groups.setdefault(changed, []).append((account.account_id, values))
     for columns, rows in sorted(groups.items()):
-        result = session.execute(_update_totals(columns), rows)
-        assert result.rowcount == len(rows), "every touched account exists"  # type: ignore[attr-defined]
-
-
-def _set_pending_status(session: Session, statuses: dict[str, str]) -> None:
-    if not statuses:
-        return
-    result = session.execute(
-        _UPDATE_PENDING_STATUS,
-        [{"b_transfer_id": pid, "b_status": status} for pid, status in sorted(statuses.items())],
-    )
-    assert result.rowcount == len(statuses), "a hold is resolved once"  # type: ignore[attr-defined]
+        transfer_store.update_totals(d, columns, rows)

@@ -4,6 +4,14 @@
 RFC 9162 leaf hash, at its index); ``ledger_log_head`` is one row holding the log's size,
 so an append reads its next index without scanning. Amounts and totals are
 ``ExactInteger`` (NUMERIC(78) on PostgreSQL, decimal text on SQLite).
+
+A transfer's fields are its log entry (canonical JSON, the public record); its row in
+``ledger_transfers`` only keys it: by its entry's index (SQLite's rowid, so appends land
+at the end of the table), by its 128-bit id as 16 bytes (the one random-key index a
+commit writes, which idempotency needs), by its accounts' small integer keys, and by
+the state of a hold. ``ledger_account_history`` (account key, log index) is each
+account's history, written by the log's integrator after commit, not by the transfer
+(see ``ledger/history.py``).
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ from nexapod.storage.types import ExactInteger
 
 __all__ = [
     "ACCOUNTS",
+    "ACCOUNT_HISTORY",
     "LOG_ENTRIES",
     "LOG_HEAD",
     "LOG_HEAD_ID",
     "TRANSFERS",
+    "AccountHistoryRow",
     "AccountRow",
     "LogEntryRow",
     "LogHeadRow",
@@ -56,30 +66,28 @@ class AccountRow(Base):
     credits_pending: Mapped[int] = mapped_column(ExactInteger())
     credits_posted: Mapped[int] = mapped_column(ExactInteger())
     opened_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # a small stable number for the account, 1, 2, ... in the order accounts open: what
+    # transfer rows and the history index hold instead of the 48-character id
+    account_key: Mapped[int] = mapped_column(BigInteger, unique=True)
 
 
 class TransferRow(Base):
-    """A committed transfer; ``log_index`` is the index of its entry in the log."""
+    """A committed transfer, keyed by the index of its log entry (which holds its fields).
+
+    ``pending_status`` and ``expires_at_ms`` are set on holds only (``pending`` until it
+    is posted, voided or expired).
+    """
 
     __tablename__ = "ledger_transfers"
 
-    transfer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    phase: Mapped[str] = mapped_column(String(16))
-    debit_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.account_id"))
-    credit_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.account_id"))
-    asset: Mapped[str] = mapped_column(String(8))
-    amount: Mapped[int] = mapped_column(ExactInteger())
-    pending_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    timeout_s: Mapped[int] = mapped_column(BigInteger)
-    code: Mapped[str] = mapped_column(String(32))
-    timestamp_ms: Mapped[int] = mapped_column(BigInteger)
-    log_index: Mapped[int] = mapped_column(BigInteger)
+    log_index: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=False)
+    transfer_id: Mapped[bytes] = mapped_column(LargeBinary(16), unique=True)
+    debit_key: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.account_key"))
+    credit_key: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.account_key"))
     pending_status: Mapped[str | None] = mapped_column(String(8), nullable=True)
     expires_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (
-        Index("ix_ledger_transfers_debit", "debit_account_id", "log_index"),
-        Index("ix_ledger_transfers_credit", "credit_account_id", "log_index"),
         # only holds still pending: what the expiry pass scans
         Index(
             "ix_ledger_transfers_expiry",
@@ -88,6 +96,21 @@ class TransferRow(Base):
             postgresql_where=text("pending_status = 'pending'"),
         ),
     )
+
+
+class AccountHistoryRow(Base):
+    """One transfer in one account's history (two per transfer: its debit and its credit).
+
+    Written by the integrator for the entries a checkpoint covers; newer transfers are
+    found by scanning ``ledger_transfers`` past that checkpoint (``ledger/history.py``).
+    """
+
+    __tablename__ = "ledger_account_history"
+
+    account_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class LogEntryRow(Base):
@@ -112,5 +135,6 @@ class LogHeadRow(Base):
 # The Core tables, for set-based statements (bulk inserts skip the ORM's bookkeeping).
 ACCOUNTS = cast(Table, AccountRow.__table__)
 TRANSFERS = cast(Table, TransferRow.__table__)
+ACCOUNT_HISTORY = cast(Table, AccountHistoryRow.__table__)
 LOG_ENTRIES = cast(Table, LogEntryRow.__table__)
 LOG_HEAD = cast(Table, LogHeadRow.__table__)

@@ -1,0 +1,239 @@
+"""Accounts and transfers through the database driver: the rows of the ledger's commits.
+
+A batch of transfers reads its accounts and the transfers it names, and writes one
+transfer row per transfer and the accounts' changed totals. At tens of thousands of
+transfers a second SQLAlchemy's per-row work would cost more than the database's, so
+these statements go to the driver (``storage.driver``) with prepared tuples, in the unit
+of work's transaction. Amounts are exact on both stores: NUMERIC(78) on PostgreSQL
+(written as ``int``, read as ``Decimal``), decimal text on SQLite (never SQLite's 64-bit
+integers, which turn larger values into floats); see ``storage.types.ExactInteger``.
+
+A transfer's fields live in its log entry; a transfer is read as its row joined to its
+entry (``transfer_entry.decode_transfer_entry``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from nexapod.ledger.accounts import may_go_negative, parse_account_id
+from nexapod.ledger.rules import Account, Transfer
+from nexapod.ledger.transfer_entry import decode_transfer_entry
+from nexapod.storage.driver import Driver
+
+__all__ = [
+    "IN_LIST_MAX",
+    "TOTALS",
+    "TransferRow",
+    "account_keys_max",
+    "due_holds",
+    "find_transfers",
+    "insert_accounts",
+    "insert_transfers",
+    "read_accounts",
+    "set_pending_status",
+    "transfers_at",
+    "update_totals",
+]
+
+IN_LIST_MAX = 900  # values per IN (...) list: inside SQLite's oldest bind limit (999)
+TOTALS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+
+TransferRow = tuple[int, bytes, int, int, str | None, int | None]
+"""(log_index, transfer_id as 16 bytes, debit_key, credit_key, pending_status, expires_at_ms)"""
+
+_TRANSFER_SELECT = (
+    "SELECT t.log_index, t.pending_status, t.expires_at_ms, e.entry "
+    "FROM ledger_transfers t JOIN ledger_log_entries e ON e.leaf_index = t.log_index "
+)
+_ACCOUNT_SELECT = (
+    "SELECT account_id, debits_pending, debits_posted, credits_pending, credits_posted, "
+    "opened_at_ms, account_key FROM ledger_accounts "
+)
+
+
+def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
+    ordered = sorted(values)
+    for start in range(0, len(ordered), IN_LIST_MAX):
+        yield ordered[start : start + IN_LIST_MAX]
+
+
+def _marks(count: int) -> str:
+    assert 0 < count <= IN_LIST_MAX
+    return ", ".join("?" * count)
+
+
+def _transfers(rows: Iterable[Sequence[Any]]) -> list[Transfer]:
+    return [
+        decode_transfer_entry(bytes(entry), int(log_index), status, expires_at_ms)
+        for log_index, status, expires_at_ms, entry in rows
+    ]
+
+
+def find_transfers(d: Driver, transfer_ids: Iterable[str]) -> dict[str, Transfer]:
+    """The committed transfers among ``transfer_ids`` (32-hex ids), by id."""
+    found: dict[str, Transfer] = {}
+    for chunk in _chunks(bytes.fromhex(tid) for tid in transfer_ids):
+        d.cursor.execute(
+            d.sql(f"{_TRANSFER_SELECT}WHERE t.transfer_id IN ({_marks(len(chunk))})"), chunk
+        )
+        for transfer in _transfers(d.cursor.fetchall()):
+            found[transfer.transfer_id] = transfer
+    return found
+
+
+def transfers_at(d: Driver, log_indexes: Iterable[int]) -> dict[int, Transfer]:
+    """The transfers whose entries are at ``log_indexes``, by index."""
+    found: dict[int, Transfer] = {}
+    for chunk in _chunks(log_indexes):
+        d.cursor.execute(
+            d.sql(f"{_TRANSFER_SELECT}WHERE t.log_index IN ({_marks(len(chunk))})"), chunk
+        )
+        found.update((t.log_index, t) for t in _transfers(d.cursor.fetchall()))
+    return found
+
+
+def due_holds(d: Driver, now_ms: int, limit: int) -> list[Transfer]:
+    """Holds still pending whose timeout is at or before ``now_ms``, oldest deadline first."""
+    assert limit > 0
+    d.cursor.execute(
+        d.sql(
+            f"{_TRANSFER_SELECT}WHERE t.pending_status = 'pending' AND t.expires_at_ms <= ? "
+            "ORDER BY t.expires_at_ms, t.log_index LIMIT ?"
+        ),
+        (now_ms, limit),
+    )
+    return _transfers(d.cursor.fetchall())
+
+
+def read_accounts(d: Driver, account_ids: Iterable[str], *, lock: bool) -> dict[str, Account]:
+    """Accounts by id (with their ``account_key``); ``lock`` takes their row locks on
+    PostgreSQL, in id order (SQLite's write transaction already excludes other writers)."""
+    found: dict[str, Account] = {}
+    suffix = " ORDER BY account_id FOR UPDATE" if lock and not d.sqlite else ""
+    for chunk in _chunks(account_ids):
+        d.cursor.execute(
+            d.sql(f"{_ACCOUNT_SELECT}WHERE account_id IN ({_marks(len(chunk))}){suffix}"), chunk
+        )
+        for row in d.cursor.fetchall():
+            account = _account(*row)
+            found[account.account_id] = account
+    return found
+
+
+def _account(
+    account_id: str,
+    debits_pending: str | Decimal,
+    debits_posted: str | Decimal,
+    credits_pending: str | Decimal,
+    credits_posted: str | Decimal,
+    opened_at_ms: int,
+    account_key: int,
+) -> Account:
+    ref = parse_account_id(account_id)
+    assert ref is not None, "stored accounts have well-formed ids"
+    return Account(
+        account_id,
+        ref.asset,
+        ref.owner,
+        may_go_negative(account_id),
+        _exact(debits_pending),
+        _exact(debits_posted),
+        _exact(credits_pending),
+        _exact(credits_posted),
+        int(opened_at_ms),
+        int(account_key),
+    )
+
+
+def _exact(value: str | Decimal) -> int:
+    """A stored total as an ``int``: decimal text (SQLite) or an integral Decimal."""
+    result = int(value)
+    assert isinstance(value, str) or result == value, "a total is a whole number"
+    return result
+
+
+def account_keys_max(d: Driver) -> int:
+    """The largest account key given so far (0 for none): keys are given under the log
+    lock, so the next account opened takes this plus one."""
+    d.cursor.execute("SELECT max(account_key) FROM ledger_accounts")
+    (largest,) = d.cursor.fetchone()
+    return 0 if largest is None else int(largest)
+
+
+def insert_accounts(d: Driver, accounts: Sequence[Account]) -> None:
+    """New accounts, with their keys already given."""
+    rows = []
+    for a in accounts:
+        assert a.account_key is not None and a.opened_at_ms is not None
+        totals = (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+        rows.append(
+            (
+                a.account_id,
+                a.asset,
+                a.owner,
+                a.may_go_negative,
+                *_amounts(d, totals),
+                a.opened_at_ms,
+                a.account_key,
+            )
+        )
+    d.cursor.executemany(
+        d.sql(
+            "INSERT INTO ledger_accounts (account_id, asset, owner, may_go_negative, "
+            "debits_pending, debits_posted, credits_pending, credits_posted, opened_at_ms, "
+            "account_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        rows,
+    )
+
+
+def _amounts(d: Driver, values: Iterable[int]) -> list[int | str]:
+    if d.sqlite:
+        return [str(value) for value in values]
+    return list(values)
+
+
+def insert_transfers(
+    d: Driver, rows: Sequence[TransferRow], table: str = "ledger_transfers"
+) -> None:
+    """Transfer rows, in log order (``table`` is another name only for the benchmark's
+    copy of the table, so that its baseline writes rows exactly as the ledger does)."""
+    d.cursor.executemany(
+        d.sql(
+            f"INSERT INTO {table} (log_index, transfer_id, debit_key, credit_key, "
+            "pending_status, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
+        ),
+        rows,
+    )
+
+
+def set_pending_status(d: Driver, statuses: dict[int, str]) -> None:
+    """Resolve holds (log index -> posted, voided or expired); each was still pending."""
+    if not statuses:
+        return
+    rows = [(status, log_index) for log_index, status in sorted(statuses.items())]
+    d.cursor.executemany(
+        d.sql(
+            "UPDATE ledger_transfers SET pending_status = ? "
+            "WHERE log_index = ? AND pending_status = 'pending'"
+        ),
+        rows,
+    )
+    assert d.cursor.rowcount == len(rows), "a hold is resolved once"
+
+
+def update_totals(
+    d: Driver, columns: tuple[str, ...], rows: Sequence[tuple[str, Sequence[int]]]
+) -> None:
+    """Set ``columns`` (some of :data:`TOTALS`) of each (account id, their new values)."""
+    assert columns, "an update sets something"
+    assert set(columns) <= set(TOTALS)
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    params = [(*_amounts(d, values), account_id) for account_id, values in rows]
+    d.cursor.executemany(
+        d.sql(f"UPDATE ledger_accounts SET {assignments} WHERE account_id = ?"), params
+    )
+    assert d.cursor.rowcount == len(params), "every account updated exists"
