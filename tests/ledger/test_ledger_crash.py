@@ -141,9 +141,10 @@ def test_sigkill_under_transfer_load_loses_and_doubles_nothing(
         with uow_factory() as uow:
             session = uow.session
             stored = Counter(
-                session.execute(
+                bytes(tid).hex()
+                for tid in session.execute(
                     select(TRANSFERS.c.transfer_id).where(
-                        TRANSFERS.c.transfer_id.in_(list(load.acknowledged))
+                        TRANSFERS.c.transfer_id.in_([bytes.fromhex(t) for t in load.acknowledged])
                     )
                 ).scalars()
             )
