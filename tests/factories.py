@@ -28,7 +28,7 @@ from nexapod.ledger import log_store
 from nexapod.ledger import service as ledger
 from nexapod.ledger.accounts import mint_account_id, parse_account_id
 from nexapod.ledger.rules import NewTransfer, TransferResult
-from nexapod.ledger.store import ACCOUNTS, TRANSFERS
+from nexapod.ledger.store import ACCOUNTS, HOLDS, LOG_ENTRIES
 from nexapod.node.home import node_registration, user_registration
 from nexapod.protocol.v1 import PURPOSE_RESULT, LeaseGrant, ResultDocument
 from nexapod.storage.uow import UnitOfWorkFactory
@@ -166,7 +166,8 @@ class LedgerState:
     """Everything a refused batch must leave unchanged."""
 
     accounts: dict[str, tuple[int, int, int, int]]
-    transfers: dict[str, tuple[Any, ...]]
+    entries: dict[int, tuple[Any, ...]]  # every log entry's row, transfers' keys included
+    holds: dict[int, tuple[Any, ...]]
     tree_size: int
 
 
@@ -185,8 +186,9 @@ def ledger_state(uow_factory: UnitOfWorkFactory) -> LedgerState:
                 )
             )
         }
-        transfers = {row[0]: tuple(row) for row in session.execute(TRANSFERS.select())}
-        return LedgerState(accounts, transfers, log_store.read_tree_size(session))  # type: ignore[arg-type]
+        entries = {row[0]: tuple(row) for row in session.execute(LOG_ENTRIES.select())}
+        holds = {row[0]: tuple(row) for row in session.execute(HOLDS.select())}
+        return LedgerState(accounts, entries, holds, log_store.read_tree_size(session))  # type: ignore[arg-type]
 
 
 def copy_package(destination: Path) -> Path:

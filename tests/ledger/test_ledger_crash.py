@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from nexapod.crypto import SigningKey, sign_request
 from nexapod.ledger.log_store import read_tree_size
 from nexapod.ledger.note import parse_vkey
-from nexapod.ledger.store import LOG_ENTRIES, TRANSFERS
+from nexapod.ledger.store import LOG_ENTRIES
 from nexapod.ledger.verifier import HttpSource, verify_log
 from nexapod.node.home import user_registration
 from nexapod.storage import make_engine, unit_of_work_factory
@@ -143,12 +143,14 @@ def test_sigkill_under_transfer_load_loses_and_doubles_nothing(
             stored = Counter(
                 bytes(tid).hex()
                 for tid in session.execute(
-                    select(TRANSFERS.c.transfer_id).where(
-                        TRANSFERS.c.transfer_id.in_([bytes.fromhex(t) for t in load.acknowledged])
+                    select(LOG_ENTRIES.c.transfer_id).where(
+                        LOG_ENTRIES.c.transfer_id.in_([bytes.fromhex(t) for t in load.acknowledged])
                     )
                 ).scalars()
             )
-            transfers_total = session.execute(select(func.count()).select_from(TRANSFERS)).scalar()
+            transfers_total = session.execute(
+                select(func.count()).where(LOG_ENTRIES.c.transfer_id.is_not(None))
+            ).scalar()
             entries = [bytes(e) for e in session.execute(select(LOG_ENTRIES.c.entry)).scalars()]
             tree_size = read_tree_size(session)
         assert set(stored) == set(load.acknowledged) and set(stored.values()) == {1}

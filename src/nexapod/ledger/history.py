@@ -1,21 +1,22 @@
 """Each account's history: indexed after commit by the integrator, read with its tail.
 
-A transfer commits with its log entry and its row in ``ledger_transfers`` (keyed by log
-index, so the commit appends), and nothing else per account: indexing every transfer under
-both of its accounts at commit would be two random-key B-tree inserts per transfer, the
-largest cost of a commit. As a Certificate Transparency log integrates entries after
-sequencing them, the history index (``ledger_account_history``: account key, log index) is
-written by the log's integrator, in the transaction that signs the checkpoint, sorted, a
-second's transfers at a time (:func:`index_history`). So the index covers exactly the
-entries the newest checkpoint covers.
+A transfer commits as its log entry (a row keyed by log index, so the commit appends,
+which also holds the transfer's id and its two accounts' keys), and nothing else per
+account: indexing every transfer under both of its accounts at commit would be two
+random-key B-tree inserts per transfer, the largest cost of a commit after the id's. As a
+Certificate Transparency log integrates entries after sequencing them, the history index
+(``ledger_account_history``: account key, log index) is written by the log's integrator,
+in the transaction that signs the checkpoint, sorted, a second's transfers at a time
+(:func:`index_history`). So the index covers exactly the entries the newest checkpoint
+covers.
 
 A read (:func:`history_page`) is never stale for it: below the newest checkpoint's size it
 reads the index; at and past it (the tail the integrator has not reached, normally under a
-second of transfers) it scans ``ledger_transfers`` by log index, which holds each row's
-two account keys. The two ranges do not overlap, and a transfer's row exists from its
-commit on, so a page shows every committed transfer exactly once, whichever checkpoint
-the read saw. Waiting for the integrator instead would make every read after a write wait
-up to a second. The tail is bounded: when it is longer than
+second of transfers) it scans ``ledger_log_entries`` by log index, whose transfer rows
+hold their two account keys. The two ranges do not overlap, and a transfer's row exists
+from its commit on, so a page shows every committed transfer exactly once, whichever
+checkpoint the read saw. Waiting for the integrator instead would make every read after a
+write wait up to a second. The tail is bounded: when it is longer than
 :data:`HISTORY_TAIL_ENTRIES_MAX` (the integrator stopped or fell far behind) a read is
 refused with 503 ``ledger.history_behind`` rather than scan without limit.
 """
@@ -39,11 +40,11 @@ _RETRY_AFTER_S = 1
 _INDEX = text(
     "INSERT INTO ledger_account_history (account_key, log_index) "
     "SELECT account_key, log_index FROM ("
-    " SELECT debit_key AS account_key, log_index FROM ledger_transfers"
-    "  WHERE log_index >= :start AND log_index < :stop"
+    " SELECT debit_key AS account_key, leaf_index AS log_index FROM ledger_log_entries"
+    "  WHERE leaf_index >= :start AND leaf_index < :stop AND debit_key IS NOT NULL"
     " UNION ALL"
-    " SELECT credit_key AS account_key, log_index FROM ledger_transfers"
-    "  WHERE log_index >= :start AND log_index < :stop"
+    " SELECT credit_key AS account_key, leaf_index AS log_index FROM ledger_log_entries"
+    "  WHERE leaf_index >= :start AND leaf_index < :stop AND credit_key IS NOT NULL"
     ") AS sides WHERE true ORDER BY account_key, log_index "
     "ON CONFLICT DO NOTHING"  # (WHERE true: SQLite's upsert after a SELECT needs one)
 )
@@ -85,8 +86,9 @@ def history_page(
     if before > indexed_size:
         d.cursor.execute(
             d.sql(
-                "SELECT log_index FROM ledger_transfers WHERE log_index >= ? AND log_index < ? "
-                "AND (debit_key = ? OR credit_key = ?) ORDER BY log_index DESC LIMIT ?"
+                "SELECT leaf_index FROM ledger_log_entries WHERE leaf_index >= ? "
+                "AND leaf_index < ? AND (debit_key = ? OR credit_key = ?) "
+                "ORDER BY leaf_index DESC LIMIT ?"
             ),
             (indexed_size, before, account_key, account_key, count),
         )

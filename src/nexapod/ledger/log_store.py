@@ -39,6 +39,7 @@ __all__ = [
     "ENTRY_VERSION",
     "LOG_LOCK_KEY",
     "READ_ENTRIES_MAX",
+    "TransferKeys",
     "append_encoded",
     "append_entries",
     "lock_log",
@@ -90,32 +91,47 @@ def append_entries(session: Session, kind: str, bodies: Sequence[Mapping[str, An
     return append_encoded(session, entries)
 
 
-def append_encoded(session: Session, entries: Sequence[bytes]) -> int:
+TransferKeys = tuple[bytes, int, int]
+"""What a transfer's entry carries beside its bytes: (16-byte id, debit key, credit key)."""
+
+
+def append_encoded(
+    session: Session, entries: Sequence[bytes], transfer_keys: Sequence[TransferKeys] = ()
+) -> int:
     """Append entries already in canonical form, in order; returns the index of the first.
 
     For writers that encode their own entries on a fast path held equal to
-    ``canonical_json`` by a test (the transfer service's ``transfer_entry``). Rows go to
-    the driver in one ``executemany``, with their leaf hashes, and the head moves once.
+    ``canonical_json`` by a test (the transfer service's ``transfer_entry``), and give
+    each entry's transfer keys (``transfer_keys``, one per entry, or none at all). Rows go
+    to the driver in one ``executemany``, with their leaf hashes; the head moves once.
     """
     assert len(entries) <= ENTRIES_PER_APPEND_MAX, "append in smaller batches"
+    assert not transfer_keys or len(transfer_keys) == len(entries), "keys for every entry"
     lock_log(session)
     first_index = read_tree_size(session)
     if not entries:
         return first_index
-    rows = []
-    index = first_index
-    for entry in entries:
-        assert len(entry) <= ENTRY_BYTES_MAX, "an entry is small"
-        rows.append((index, entry, leaf_hash(entry)))
-        index += 1
     d = driver(session)
-    d.cursor.executemany(
-        d.sql("INSERT INTO ledger_log_entries (leaf_index, entry, leaf_hash) VALUES (?, ?, ?)"),
-        rows,
-    )
+    if transfer_keys:
+        rows: list[tuple[object, ...]] = [
+            (first_index + offset, entry, leaf_hash(entry), *keys)
+            for offset, (entry, keys) in enumerate(zip(entries, transfer_keys, strict=True))
+        ]
+        statement = (
+            "INSERT INTO ledger_log_entries (leaf_index, entry, leaf_hash, transfer_id, "
+            "debit_key, credit_key) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+    else:
+        rows = [
+            (first_index + offset, entry, leaf_hash(entry)) for offset, entry in enumerate(entries)
+        ]
+        statement = "INSERT INTO ledger_log_entries (leaf_index, entry, leaf_hash) VALUES (?, ?, ?)"
+    assert max(len(entry) for entry in entries) <= ENTRY_BYTES_MAX, "an entry is small"
+    d.cursor.executemany(d.sql(statement), rows)
+    tree_size = first_index + len(rows)
     d.cursor.execute(
         d.sql("UPDATE ledger_log_head SET tree_size = ? WHERE head_id = ? AND tree_size = ?"),
-        (index, LOG_HEAD_ID, first_index),
+        (tree_size, LOG_HEAD_ID, first_index),
     )
     assert d.cursor.rowcount == 1, "the log head moved under an append"
     return first_index

@@ -59,6 +59,9 @@ TOTAL_MAX = 10**78 - 1  # what ExactInteger stores; an account's totals stay bel
 TIMEOUT_S_MAX = 366 * 86_400
 CODE_DEFAULT = "transfer"
 
+_PHASE_SET = frozenset(PHASES)
+_CREATING = frozenset(("single", "pending"))
+_RESOLVING = frozenset(("post_pending", "void_pending"))
 _TRANSFER_ID = re.compile(r"[0-9a-f]{32}")
 _ZERO_ID = "0" * 32
 _CODE = re.compile(r"[a-z][a-z0-9_.]{0,31}")
@@ -163,22 +166,22 @@ def check_batch(batch: Sequence[NewTransfer], debit_owner: str | None = None) ->
 
 
 def _check_one(index: int, new: NewTransfer, debit_owner: str | None) -> None:
-    tid = new.transfer_id
+    # (fields unpacked once: this runs for every transfer the ledger ever takes)
+    tid, debit_id, credit_id, amount, phase, pending_id, timeout_s, code = new
     if not is_transfer_id(tid):
         raise errors.malformed_transfer_id(index, str(tid))
-    if new.phase not in PHASES:
+    if phase not in _PHASE_SET:
         raise errors.phase_invalid(index, tid)
-    if not isinstance(new.code, str) or _CODE.fullmatch(new.code) is None:
+    if code != CODE_DEFAULT and (not isinstance(code, str) or _CODE.fullmatch(code) is None):
         raise errors.code_invalid(index, tid)
-    resolving = new.phase in ("post_pending", "void_pending")
-    for account_id in (new.debit_account_id, new.credit_account_id):
+    resolving = phase in _RESOLVING
+    for account_id in (debit_id, credit_id):
         if account_id is None and resolving:
             continue
         if not isinstance(account_id, str) or parse_account_id(account_id) is None:
             raise errors.malformed_account_id(index, tid, account_id)
-    if new.debit_account_id is not None and new.debit_account_id == new.credit_account_id:
+    if debit_id is not None and debit_id == credit_id:
         raise errors.same_account(index, tid)
-    amount = new.amount
     if amount is not None or not resolving:
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise errors.amount_not_integer(index, tid)
@@ -186,18 +189,17 @@ def _check_one(index: int, new: NewTransfer, debit_owner: str | None) -> None:
             raise errors.amount_not_positive(index, tid)
         if amount > AMOUNT_MAX:
             raise errors.amount_too_large(index, tid, AMOUNT_DIGITS_MAX)
-    timeout_s = new.timeout_s
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, int):
         raise errors.timeout_invalid(index, tid, TIMEOUT_S_MAX)
-    if timeout_s != 0 and not (new.phase == "pending" and 0 < timeout_s <= TIMEOUT_S_MAX):
+    if timeout_s != 0 and not (phase == "pending" and 0 < timeout_s <= TIMEOUT_S_MAX):
         raise errors.timeout_invalid(index, tid, TIMEOUT_S_MAX)
     if resolving:
-        if not is_transfer_id(new.pending_id) or new.pending_id == tid:
+        if not is_transfer_id(pending_id) or pending_id == tid:
             raise errors.pending_id_invalid(index, tid)
-    elif new.pending_id is not None:
+    elif pending_id is not None:
         raise errors.pending_id_not_allowed(index, tid)
-    if debit_owner is not None and new.debit_account_id is not None:
-        _check_owner(index, tid, new.debit_account_id, debit_owner)
+    if debit_owner is not None and debit_id is not None:
+        _check_owner(index, tid, debit_id, debit_owner)
 
 
 def _check_owner(index: int, tid: str, account_id: str, debit_owner: str) -> None:
@@ -224,15 +226,16 @@ def apply_batch(
     assert now_ms >= 0
     assert first_log_index >= 0
     plan = BatchPlan()
+    results, created, touched = plan.results, plan.created, plan.touched
     in_batch: dict[str, Transfer] = {}
     for index, new in enumerate(batch):
-        earlier = stored.get(new.transfer_id)
+        earlier = stored.get(new.transfer_id) if stored else None
         if earlier is not None:
             _check_same(index, new, earlier, debit_owner)
-            plan.results.append(TransferResult("exists", earlier))
+            results.append(TransferResult("exists", earlier))
             continue
-        log_index = first_log_index + len(plan.created)
-        if new.phase in ("single", "pending"):
+        log_index = first_log_index + len(created)
+        if new.phase in _CREATING:
             transfer = _apply_new(index, new, accounts, now_ms, log_index)
         else:
             pending = in_batch.get(new.pending_id or "") or stored.get(new.pending_id or "")
@@ -240,10 +243,10 @@ def apply_batch(
                 index, new, pending, plan.resolved, accounts, now_ms, log_index, debit_owner
             )
         in_batch[transfer.transfer_id] = transfer
-        plan.created.append(transfer)
-        plan.results.append(TransferResult("created", transfer))
-        plan.touched.add(transfer.debit_account_id)
-        plan.touched.add(transfer.credit_account_id)
+        created.append(transfer)
+        results.append(TransferResult("created", transfer))
+        touched.add(transfer.debit_account_id)
+        touched.add(transfer.credit_account_id)
     if plan.resolved:
         _show_resolutions(plan)
     assert len(plan.results) == len(batch)
@@ -291,46 +294,52 @@ def _account(accounts: Mapping[str, Account], account_id: str, index: int, tid: 
 def _apply_new(
     index: int, new: NewTransfer, accounts: Mapping[str, Account], now_ms: int, log_index: int
 ) -> Transfer:
-    tid = new.transfer_id
-    assert new.debit_account_id is not None and new.credit_account_id is not None
-    assert new.amount is not None
-    debit = _account(accounts, new.debit_account_id, index, tid)
-    credit = _account(accounts, new.credit_account_id, index, tid)
+    tid, debit_id, credit_id, amount, phase, _, timeout_s, code = new
+    assert debit_id is not None and credit_id is not None
+    assert amount is not None
+    debit = accounts.get(debit_id)
+    if debit is None:
+        raise errors.unknown_account(debit_id, index, tid)
+    credit = accounts.get(credit_id)
+    if credit is None:
+        raise errors.unknown_account(credit_id, index, tid)
     if debit.asset != credit.asset:
         raise errors.asset_mismatch(index, tid, debit.asset, credit.asset)
-    amount = new.amount
-    if not debit.may_go_negative and debit.available < amount:
-        raise errors.insufficient_funds(index, tid, debit.account_id, debit.available, amount)
-    pending = new.phase == "pending"
+    if not debit.may_go_negative:
+        available = debit.credits_posted - debit.debits_posted - debit.debits_pending
+        if available < amount:
+            raise errors.insufficient_funds(index, tid, debit_id, available, amount)
+    pending = phase == "pending"
     if pending:
         if debit.debits_pending + amount > TOTAL_MAX:
-            raise errors.balance_overflow(index, tid, debit.account_id)
+            raise errors.balance_overflow(index, tid, debit_id)
         if credit.credits_pending + amount > TOTAL_MAX:
-            raise errors.balance_overflow(index, tid, credit.account_id)
+            raise errors.balance_overflow(index, tid, credit_id)
         debit.debits_pending += amount
         credit.credits_pending += amount
     else:
         if debit.debits_posted + amount > TOTAL_MAX:
-            raise errors.balance_overflow(index, tid, debit.account_id)
+            raise errors.balance_overflow(index, tid, debit_id)
         if credit.credits_posted + amount > TOTAL_MAX:
-            raise errors.balance_overflow(index, tid, credit.account_id)
+            raise errors.balance_overflow(index, tid, credit_id)
         debit.debits_posted += amount
         credit.credits_posted += amount
+    assert debit.account_id == debit_id and credit.account_id == credit_id
     assert debit.may_go_negative or debit.available >= 0
     return Transfer(
         tid,
-        new.phase,
-        debit.account_id,
-        credit.account_id,
+        phase,
+        debit_id,
+        credit_id,
         debit.asset,
         amount,
         None,
-        new.timeout_s,
-        new.code,
+        timeout_s,
+        code,
         now_ms,
         log_index,
         "pending" if pending else None,
-        now_ms + 1000 * new.timeout_s if pending and new.timeout_s else None,
+        now_ms + 1000 * timeout_s if pending and timeout_s else None,
     )
 
 

@@ -32,7 +32,7 @@ from nexapod.ledger.rules import (
     check_batch,
     expiry_entry_body,
 )
-from nexapod.ledger.store import TRANSFERS
+from nexapod.ledger.store import HOLDS
 from nexapod.ledger.tile_store import latest_checkpoint
 from nexapod.ledger.transfer_entry import encode_transfer_entry
 from nexapod.protocol.v1 import (
@@ -102,25 +102,11 @@ def create_transfers(
     stored.update(transfer_store.find_transfers(d, pending_ids - batch_ids - stored.keys()))
     accounts = _lock_accounts(session, d, _involved(batch, stored), now_ms, open_missing=True)
     read = _totals(accounts)
-    first_index = log_store.read_tree_size(session)
-    plan = apply_batch(batch, accounts, stored, now_ms, first_index, debit_owner)
+    plan = apply_batch(
+        batch, accounts, stored, now_ms, log_store.read_tree_size(session), debit_owner
+    )
     if plan.created:
-        entries = [encode_transfer_entry(t) for t in plan.created]
-        appended_at = log_store.append_encoded(session, entries)
-        assert appended_at == first_index, "the log lock is held: nobody appended meanwhile"
-        keys = {account_id: a.account_key for account_id, a in accounts.items()}
-        rows = [
-            (
-                t.log_index,
-                bytes.fromhex(t.transfer_id),
-                keys[t.debit_account_id],
-                keys[t.credit_account_id],
-                t.pending_status,
-                t.expires_at_ms,
-            )
-            for t in plan.created
-        ]
-        transfer_store.insert_transfers(d, rows)  # type: ignore[arg-type]
+        _append(session, d, plan.created, accounts)
     created_ids = {t.transfer_id for t in plan.created}
     transfer_store.set_pending_status(
         d,
@@ -132,6 +118,30 @@ def create_transfers(
     )
     _write_totals(d, [accounts[account_id] for account_id in sorted(plan.touched)], read)
     return plan.results
+
+
+def _append(
+    session: Session, d: Driver, created: list[Transfer], accounts: dict[str, Account]
+) -> None:
+    """The created transfers' log entries (with their keys), and the state of new holds."""
+    keys: dict[str, int] = {}
+    for account_id, account in accounts.items():
+        assert account.account_key is not None, "read or opened with its key"
+        keys[account_id] = account.account_key
+    entries = [encode_transfer_entry(t) for t in created]
+    transfer_keys = [
+        (bytes.fromhex(t.transfer_id), keys[t.debit_account_id], keys[t.credit_account_id])
+        for t in created
+    ]
+    first_index = log_store.append_encoded(session, entries, transfer_keys)
+    assert first_index == created[0].log_index, "the log lock is held: nobody appended"
+    holds = [
+        (t.log_index, t.pending_status, t.expires_at_ms)
+        for t in created
+        if t.pending_status is not None
+    ]
+    if holds:
+        transfer_store.insert_holds(d, holds)
 
 
 def submit_transfers(
@@ -175,8 +185,8 @@ def expire_pending_transfers(
     if read_uow_factory is not None:
         with read_uow_factory() as uow:
             due = uow.session.execute(
-                select(TRANSFERS.c.log_index)
-                .where(TRANSFERS.c.pending_status == "pending", TRANSFERS.c.expires_at_ms <= now_ms)
+                select(HOLDS.c.log_index)
+                .where(HOLDS.c.pending_status == "pending", HOLDS.c.expires_at_ms <= now_ms)
                 .limit(1)
             ).first()
         if due is None:

@@ -5,13 +5,14 @@ RFC 9162 leaf hash, at its index); ``ledger_log_head`` is one row holding the lo
 so an append reads its next index without scanning. Amounts and totals are
 ``ExactInteger`` (NUMERIC(78) on PostgreSQL, decimal text on SQLite).
 
-A transfer's fields are its log entry (canonical JSON, the public record); its row in
-``ledger_transfers`` only keys it: by its entry's index (SQLite's rowid, so appends land
-at the end of the table), by its 128-bit id as 16 bytes (the one random-key index a
-commit writes, which idempotency needs), by its accounts' small integer keys, and by
-the state of a hold. ``ledger_account_history`` (account key, log index) is each
-account's history, written by the log's integrator after commit, not by the transfer
-(see ``ledger/history.py``).
+A transfer is its log entry: the entry's canonical JSON holds every field, and its row in
+``ledger_log_entries`` also carries the keys the ledger looks transfers up by: the 128-bit
+id as 16 bytes (unique; the one random-key index a commit writes, which idempotency
+needs) and the two accounts' small integer keys. Rows of the log are never updated; the
+state of a hold (pending, then posted, voided or expired) is kept apart, in
+``ledger_holds``, a row per pending transfer. ``ledger_account_history`` (account key, log
+index) is each account's history, written by the log's integrator after commit, not by
+the transfer (see ``ledger/history.py``).
 """
 
 from __future__ import annotations
@@ -37,15 +38,15 @@ from nexapod.storage.types import ExactInteger
 __all__ = [
     "ACCOUNTS",
     "ACCOUNT_HISTORY",
+    "HOLDS",
     "LOG_ENTRIES",
     "LOG_HEAD",
     "LOG_HEAD_ID",
-    "TRANSFERS",
     "AccountHistoryRow",
     "AccountRow",
+    "HoldRow",
     "LogEntryRow",
     "LogHeadRow",
-    "TransferRow",
 ]
 
 LOG_HEAD_ID = 0
@@ -71,26 +72,20 @@ class AccountRow(Base):
     account_key: Mapped[int] = mapped_column(BigInteger, unique=True)
 
 
-class TransferRow(Base):
-    """A committed transfer, keyed by the index of its log entry (which holds its fields).
+class HoldRow(Base):
+    """The state of a pending transfer (a hold), by its entry's index: ``pending`` until
+    it is ``posted``, ``voided`` or ``expired``; ``expires_at_ms`` when it has a timeout."""
 
-    ``pending_status`` and ``expires_at_ms`` are set on holds only (``pending`` until it
-    is posted, voided or expired).
-    """
-
-    __tablename__ = "ledger_transfers"
+    __tablename__ = "ledger_holds"
 
     log_index: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=False)
-    transfer_id: Mapped[bytes] = mapped_column(LargeBinary(16), unique=True)
-    debit_key: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.account_key"))
-    credit_key: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.account_key"))
-    pending_status: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    pending_status: Mapped[str] = mapped_column(String(8))
     expires_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (
         # only holds still pending: what the expiry pass scans
         Index(
-            "ix_ledger_transfers_expiry",
+            "ix_ledger_holds_expiry",
             "expires_at_ms",
             sqlite_where=text("pending_status = 'pending'"),
             postgresql_where=text("pending_status = 'pending'"),
@@ -102,7 +97,7 @@ class AccountHistoryRow(Base):
     """One transfer in one account's history (two per transfer: its debit and its credit).
 
     Written by the integrator for the entries a checkpoint covers; newer transfers are
-    found by scanning ``ledger_transfers`` past that checkpoint (``ledger/history.py``).
+    found by scanning ``ledger_log_entries`` past that checkpoint (``ledger/history.py``).
     """
 
     __tablename__ = "ledger_account_history"
@@ -114,13 +109,26 @@ class AccountHistoryRow(Base):
 
 
 class LogEntryRow(Base):
-    """One log entry: canonical JSON bytes, and their leaf hash (RFC 9162 §2.1)."""
+    """One log entry: canonical JSON bytes, and their leaf hash (RFC 9162 §2.1).
+
+    The entry of a transfer also carries its id (16 bytes) and its accounts' keys, what
+    the ledger finds transfers by; other entries leave them null.
+    """
 
     __tablename__ = "ledger_log_entries"
 
     leaf_index: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=False)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    transfer_id: Mapped[bytes | None] = mapped_column(LargeBinary(16), nullable=True)
+    debit_key: Mapped[int | None] = mapped_column(
+        ForeignKey("ledger_accounts.account_key"), nullable=True
+    )
+    credit_key: Mapped[int | None] = mapped_column(
+        ForeignKey("ledger_accounts.account_key"), nullable=True
+    )
+
+    __table_args__ = (Index("ix_ledger_log_entries_transfer_id", "transfer_id", unique=True),)
 
 
 class LogHeadRow(Base):
@@ -134,7 +142,7 @@ class LogHeadRow(Base):
 
 # The Core tables, for set-based statements (bulk inserts skip the ORM's bookkeeping).
 ACCOUNTS = cast(Table, AccountRow.__table__)
-TRANSFERS = cast(Table, TransferRow.__table__)
+HOLDS = cast(Table, HoldRow.__table__)
 ACCOUNT_HISTORY = cast(Table, AccountHistoryRow.__table__)
 LOG_ENTRIES = cast(Table, LogEntryRow.__table__)
 LOG_HEAD = cast(Table, LogHeadRow.__table__)

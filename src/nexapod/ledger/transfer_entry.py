@@ -21,7 +21,7 @@ assertions per entry (no backslash, the expected number of quotes) catch a value
 would have needed escaping, should a caller ever skip the checks.
 
 :func:`decode_transfer_entry` reads a stored entry back into a ``Transfer``: the entry
-is the transfer's only copy of its fields (``ledger_transfers`` keys it, nothing more).
+is the transfer's only copy of its fields (its row also holds the keys it is found by).
 """
 
 from __future__ import annotations

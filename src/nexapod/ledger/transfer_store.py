@@ -1,15 +1,17 @@
 """Accounts and transfers through the database driver: the rows of the ledger's commits.
 
-A batch of transfers reads its accounts and the transfers it names, and writes one
-transfer row per transfer and the accounts' changed totals. At tens of thousands of
+A batch of transfers reads its accounts and the transfers it names, and writes its log
+entries (``log_store.append_encoded``, with each transfer's keys), a row per hold, and
+the accounts' changed totals. At tens of thousands of
 transfers a second SQLAlchemy's per-row work would cost more than the database's, so
 these statements go to the driver (``storage.driver``) with prepared tuples, in the unit
 of work's transaction. Amounts are exact on both stores: NUMERIC(78) on PostgreSQL
 (written as ``int``, read as ``Decimal``), decimal text on SQLite (never SQLite's 64-bit
 integers, which turn larger values into floats); see ``storage.types.ExactInteger``.
 
-A transfer's fields live in its log entry; a transfer is read as its row joined to its
-entry (``transfer_entry.decode_transfer_entry``).
+A transfer's fields live in its log entry; a transfer is read as its entry (found by the
+id or the index) with the state of its hold, if it is one
+(``transfer_entry.decode_transfer_entry``).
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from nexapod.storage.driver import Driver
 __all__ = [
     "IN_LIST_MAX",
     "TOTALS",
-    "TransferRow",
+    "HoldRow",
     "account_keys_max",
     "due_holds",
     "find_transfers",
     "insert_accounts",
-    "insert_transfers",
+    "insert_holds",
     "read_accounts",
     "set_pending_status",
     "transfers_at",
@@ -41,12 +43,12 @@ __all__ = [
 IN_LIST_MAX = 900  # values per IN (...) list: inside SQLite's oldest bind limit (999)
 TOTALS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 
-TransferRow = tuple[int, bytes, int, int, str | None, int | None]
-"""(log_index, transfer_id as 16 bytes, debit_key, credit_key, pending_status, expires_at_ms)"""
+HoldRow = tuple[int, str, int | None]
+"""(log_index, pending_status, expires_at_ms) of a pending transfer"""
 
 _TRANSFER_SELECT = (
-    "SELECT t.log_index, t.pending_status, t.expires_at_ms, e.entry "
-    "FROM ledger_transfers t JOIN ledger_log_entries e ON e.leaf_index = t.log_index "
+    "SELECT e.leaf_index, h.pending_status, h.expires_at_ms, e.entry "
+    "FROM ledger_log_entries e LEFT JOIN ledger_holds h ON h.log_index = e.leaf_index "
 )
 _ACCOUNT_SELECT = (
     "SELECT account_id, debits_pending, debits_posted, credits_pending, credits_posted, "
@@ -77,7 +79,7 @@ def find_transfers(d: Driver, transfer_ids: Iterable[str]) -> dict[str, Transfer
     found: dict[str, Transfer] = {}
     for chunk in _chunks(bytes.fromhex(tid) for tid in transfer_ids):
         d.cursor.execute(
-            d.sql(f"{_TRANSFER_SELECT}WHERE t.transfer_id IN ({_marks(len(chunk))})"), chunk
+            d.sql(f"{_TRANSFER_SELECT}WHERE e.transfer_id IN ({_marks(len(chunk))})"), chunk
         )
         for transfer in _transfers(d.cursor.fetchall()):
             found[transfer.transfer_id] = transfer
@@ -89,7 +91,11 @@ def transfers_at(d: Driver, log_indexes: Iterable[int]) -> dict[int, Transfer]:
     found: dict[int, Transfer] = {}
     for chunk in _chunks(log_indexes):
         d.cursor.execute(
-            d.sql(f"{_TRANSFER_SELECT}WHERE t.log_index IN ({_marks(len(chunk))})"), chunk
+            d.sql(
+                f"{_TRANSFER_SELECT}WHERE e.leaf_index IN ({_marks(len(chunk))}) "
+                "AND e.transfer_id IS NOT NULL"
+            ),
+            chunk,
         )
         found.update((t.log_index, t) for t in _transfers(d.cursor.fetchall()))
     return found
@@ -100,8 +106,8 @@ def due_holds(d: Driver, now_ms: int, limit: int) -> list[Transfer]:
     assert limit > 0
     d.cursor.execute(
         d.sql(
-            f"{_TRANSFER_SELECT}WHERE t.pending_status = 'pending' AND t.expires_at_ms <= ? "
-            "ORDER BY t.expires_at_ms, t.log_index LIMIT ?"
+            f"{_TRANSFER_SELECT}WHERE h.pending_status = 'pending' AND h.expires_at_ms <= ? "
+            "ORDER BY h.expires_at_ms, h.log_index LIMIT ?"
         ),
         (now_ms, limit),
     )
@@ -196,15 +202,11 @@ def _amounts(d: Driver, values: Iterable[int]) -> list[int | str]:
     return list(values)
 
 
-def insert_transfers(
-    d: Driver, rows: Sequence[TransferRow], table: str = "ledger_transfers"
-) -> None:
-    """Transfer rows, in log order (``table`` is another name only for the benchmark's
-    copy of the table, so that its baseline writes rows exactly as the ledger does)."""
+def insert_holds(d: Driver, rows: Sequence[HoldRow]) -> None:
+    """The state of new holds (a hold made and resolved in one batch arrives resolved)."""
     d.cursor.executemany(
         d.sql(
-            f"INSERT INTO {table} (log_index, transfer_id, debit_key, credit_key, "
-            "pending_status, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO ledger_holds (log_index, pending_status, expires_at_ms) VALUES (?, ?, ?)"
         ),
         rows,
     )
@@ -217,7 +219,7 @@ def set_pending_status(d: Driver, statuses: dict[int, str]) -> None:
     rows = [(status, log_index) for log_index, status in sorted(statuses.items())]
     d.cursor.executemany(
         d.sql(
-            "UPDATE ledger_transfers SET pending_status = ? "
+            "UPDATE ledger_holds SET pending_status = ? "
             "WHERE log_index = ? AND pending_status = 'pending'"
         ),
         rows,

@@ -1,16 +1,17 @@
-"""ledger: transfers keyed by log index, 16-byte ids, account keys, history indexed apart
+"""ledger: a transfer is its log entry (with its 16-byte id and account keys); holds apart
 
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-11-27
 
 Before: ``ledger_transfers`` held every field of a transfer under its 32-character id,
-with two (account id, log index) indexes written by every commit. After: a transfer's
-fields are its log entry; its row holds its log index (the key: appends go to the end),
-its id as 16 bytes (unique), its accounts' integer keys and the state of a hold.
-``ledger_accounts`` gains ``account_key`` (1, 2, ... in the order accounts opened), and
-``ledger_account_history`` (account key, log index) is filled for the entries the newest
-checkpoint covers; the integrator indexes later ones (``nexapod.ledger.history``).
+with two (account id, log index) indexes written by every commit, beside the transfer's
+log entry. After: a transfer's fields are its log entry, whose row in
+``ledger_log_entries`` also holds the transfer's id as 16 bytes (unique) and its two
+accounts' keys; ``ledger_accounts`` gains ``account_key`` (1, 2, ... in the order the
+accounts opened); the state of holds moves to ``ledger_holds``; ``ledger_account_history``
+(account key, log index) is filled for the entries the newest checkpoint covers, and the
+integrator indexes later ones (``nexapod.ledger.history``).
 
 Existing data is carried over in both directions: the downgrade rebuilds the old rows
 from the log entries, which hold every field.
@@ -75,7 +76,18 @@ _ACCOUNTS = sa.table(
     sa.column("account_key", sa.BigInteger()),
 )
 _ENTRIES = sa.table(
-    "ledger_log_entries", sa.column("leaf_index", sa.BigInteger()), sa.column("entry")
+    "ledger_log_entries",
+    sa.column("leaf_index", sa.BigInteger()),
+    sa.column("entry", sa.LargeBinary()),
+    sa.column("transfer_id", sa.LargeBinary()),
+    sa.column("debit_key", sa.BigInteger()),
+    sa.column("credit_key", sa.BigInteger()),
+)
+_HOLDS = sa.table(
+    "ledger_holds",
+    sa.column("log_index", sa.BigInteger()),
+    sa.column("pending_status", sa.String()),
+    sa.column("expires_at_ms", sa.BigInteger()),
 )
 
 
@@ -97,11 +109,34 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(
             batch_op.f("uq_ledger_accounts_account_key"), ["account_key"]
         )
-    _create_transfers()
+    with op.batch_alter_table("ledger_log_entries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("transfer_id", sa.LargeBinary(length=16), nullable=True))
+        batch_op.add_column(sa.Column("debit_key", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("credit_key", sa.BigInteger(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_ledger_log_entries_credit_key_ledger_accounts"),
+            "ledger_accounts",
+            ["credit_key"],
+            ["account_key"],
+        )
+        batch_op.create_foreign_key(
+            batch_op.f("fk_ledger_log_entries_debit_key_ledger_accounts"),
+            "ledger_accounts",
+            ["debit_key"],
+            ["account_key"],
+        )
     op.execute(
-        "INSERT INTO ledger_transfers (log_index, transfer_id, debit_key, credit_key, "
-        "pending_status, expires_at_ms) SELECT log_index, transfer_id, debit_key, credit_key, "
-        "pending_status, expires_at_ms FROM ledger_transfers_0012"
+        "UPDATE ledger_log_entries SET transfer_id = s.transfer_id, debit_key = s.debit_key, "
+        "credit_key = s.credit_key FROM ledger_transfers_0012 AS s "
+        "WHERE s.log_index = ledger_log_entries.leaf_index"
+    )
+    with op.batch_alter_table("ledger_log_entries", schema=None) as batch_op:
+        batch_op.create_index("ix_ledger_log_entries_transfer_id", ["transfer_id"], unique=True)
+    _create_holds()
+    op.execute(
+        "INSERT INTO ledger_holds (log_index, pending_status, expires_at_ms) "
+        "SELECT log_index, pending_status, expires_at_ms FROM ledger_transfers_0012 "
+        "WHERE pending_status IS NOT NULL"
     )
     staged.drop(bind)
     op.create_table(
@@ -167,31 +202,17 @@ def _stage_transfers(bind: sa.engine.Connection, staged: sa.Table) -> None:
         last = rows[-1][0]
 
 
-def _create_transfers() -> None:
+def _create_holds() -> None:
     op.create_table(
-        "ledger_transfers",
+        "ledger_holds",
         sa.Column("log_index", _ROW_ID, autoincrement=False, nullable=False),
-        sa.Column("transfer_id", sa.LargeBinary(length=16), nullable=False),
-        sa.Column("debit_key", sa.BigInteger(), nullable=False),
-        sa.Column("credit_key", sa.BigInteger(), nullable=False),
-        sa.Column("pending_status", sa.String(length=8), nullable=True),
+        sa.Column("pending_status", sa.String(length=8), nullable=False),
         sa.Column("expires_at_ms", sa.BigInteger(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["credit_key"],
-            ["ledger_accounts.account_key"],
-            name=op.f("fk_ledger_transfers_credit_key_ledger_accounts"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["debit_key"],
-            ["ledger_accounts.account_key"],
-            name=op.f("fk_ledger_transfers_debit_key_ledger_accounts"),
-        ),
-        sa.PrimaryKeyConstraint("log_index", name=op.f("pk_ledger_transfers")),
-        sa.UniqueConstraint("transfer_id", name=op.f("uq_ledger_transfers_transfer_id")),
+        sa.PrimaryKeyConstraint("log_index", name=op.f("pk_ledger_holds")),
     )
-    with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
+    with op.batch_alter_table("ledger_holds", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_ledger_transfers_expiry",
+            "ix_ledger_holds_expiry",
             ["expires_at_ms"],
             unique=False,
             sqlite_where=sa.text("pending_status = 'pending'"),
@@ -207,11 +228,11 @@ def _index_checkpointed_history(bind: sa.engine.Connection) -> None:
         sa.text(
             "INSERT INTO ledger_account_history (account_key, log_index) "
             "SELECT account_key, log_index FROM ("
-            " SELECT debit_key AS account_key, log_index FROM ledger_transfers"
-            "  WHERE log_index < :stop"
+            " SELECT debit_key AS account_key, leaf_index AS log_index FROM ledger_log_entries"
+            "  WHERE leaf_index < :stop AND debit_key IS NOT NULL"
             " UNION ALL"
-            " SELECT credit_key AS account_key, log_index FROM ledger_transfers"
-            "  WHERE log_index < :stop"
+            " SELECT credit_key AS account_key, leaf_index AS log_index FROM ledger_log_entries"
+            "  WHERE leaf_index < :stop AND credit_key IS NOT NULL"
             ") AS sides ORDER BY account_key, log_index"
         ),
         {"stop": 0 if covered is None else int(covered)},
@@ -224,9 +245,21 @@ def downgrade() -> None:
     staged.create(bind)
     _unstage_transfers(bind, staged)
     op.drop_table("ledger_account_history")
-    with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
-        batch_op.drop_index("ix_ledger_transfers_expiry")
-    op.drop_table("ledger_transfers")
+    with op.batch_alter_table("ledger_holds", schema=None) as batch_op:
+        batch_op.drop_index("ix_ledger_holds_expiry")
+    op.drop_table("ledger_holds")
+    with op.batch_alter_table("ledger_log_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_ledger_log_entries_transfer_id")
+    with op.batch_alter_table("ledger_log_entries", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            batch_op.f("fk_ledger_log_entries_debit_key_ledger_accounts"), type_="foreignkey"
+        )
+        batch_op.drop_constraint(
+            batch_op.f("fk_ledger_log_entries_credit_key_ledger_accounts"), type_="foreignkey"
+        )
+        batch_op.drop_column("credit_key")
+        batch_op.drop_column("debit_key")
+        batch_op.drop_column("transfer_id")
     with op.batch_alter_table("ledger_accounts", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_ledger_accounts_account_key"), type_="unique")
         batch_op.drop_column("account_key")
@@ -240,22 +273,21 @@ def downgrade() -> None:
 
 def _unstage_transfers(bind: sa.engine.Connection, staged: sa.Table) -> None:
     """Every transfer rebuilt in the old layout from its log entry, in log order."""
-    new = _new_transfers("ledger_transfers")
     ids = dict(bind.execute(sa.select(_ACCOUNTS.c.account_key, _ACCOUNTS.c.account_id)).all())
     after = -1
     while True:
         rows = bind.execute(
             sa.select(
-                new.c.log_index,
-                new.c.debit_key,
-                new.c.credit_key,
-                new.c.pending_status,
-                new.c.expires_at_ms,
+                _ENTRIES.c.leaf_index,
+                _ENTRIES.c.debit_key,
+                _ENTRIES.c.credit_key,
+                _HOLDS.c.pending_status,
+                _HOLDS.c.expires_at_ms,
                 _ENTRIES.c.entry,
             )
-            .join(_ENTRIES, _ENTRIES.c.leaf_index == new.c.log_index)
-            .where(new.c.log_index > after)
-            .order_by(new.c.log_index)
+            .select_from(_ENTRIES.outerjoin(_HOLDS, _HOLDS.c.log_index == _ENTRIES.c.leaf_index))
+            .where(_ENTRIES.c.leaf_index > after, _ENTRIES.c.transfer_id.is_not(None))
+            .order_by(_ENTRIES.c.leaf_index)
             .limit(ROWS_PER_CHUNK)
         ).all()
         if not rows:
