@@ -29,7 +29,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import canonical_json
-from nexapod.ledger.merkle import leaf_hash
+from nexapod.ledger.merkle import HASH_SIZE, leaf_hash
 from nexapod.ledger.store import LOG_ENTRIES, LOG_HEAD, LOG_HEAD_ID
 from nexapod.storage.driver import driver
 
@@ -44,6 +44,7 @@ __all__ = [
     "append_entries",
     "lock_log",
     "read_entries",
+    "read_leaf_hashes",
     "read_tree_size",
 ]
 
@@ -147,3 +148,23 @@ def read_entries(session: Session, start: int, stop: int) -> list[tuple[int, byt
         .order_by(LOG_ENTRIES.c.leaf_index)
     ).all()
     return [(int(i), bytes(entry), bytes(hash_)) for i, entry, hash_ in rows]
+
+
+def read_leaf_hashes(session: Session, start: int, stop: int) -> list[bytes]:
+    """The leaf hashes of entries ``start <= index < stop``, in order (what the integrator
+    hashes up into tiles: it never needs the entries themselves)."""
+    assert 0 <= start <= stop
+    assert stop - start <= READ_ENTRIES_MAX, "read in smaller ranges"
+    d = driver(session)
+    d.cursor.execute(
+        d.sql(
+            "SELECT leaf_hash FROM ledger_log_entries WHERE leaf_index >= ? AND leaf_index < ? "
+            "ORDER BY leaf_index"
+        ),
+        (start, stop),
+    )
+    hashes = [bytes(leaf) for (leaf,) in d.cursor.fetchall()]
+    if len(hashes) != stop - start:
+        raise AssertionError(f"a gap in the log: {len(hashes)} entries in {start}..{stop - 1}")
+    assert all(len(leaf) == HASH_SIZE for leaf in hashes), "leaf hashes are SHA-256"
+    return hashes

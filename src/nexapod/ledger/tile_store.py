@@ -10,7 +10,7 @@ Entry bundles are not stored: they are built from the log's entries on request.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,18 +122,30 @@ def _lookup(count: int, with_nodes: bool) -> Select[Any]:
     return select(*columns).where(or_(*lookups))
 
 
-def write_tiles(session: Session, tiles: Iterable[tuple[TileId, bytes]]) -> int:
-    """Store tiles, replacing a narrower version of the same (level, index)."""
+def write_tiles(
+    session: Session,
+    tiles: Iterable[tuple[TileId, bytes]],
+    inner_nodes: Mapping[tuple[int, int], bytes] | None = None,
+) -> int:
+    """Store tiles, replacing a narrower version of the same (level, index).
+
+    ``inner_nodes`` holds the ``tile_inner_nodes`` of some of them, already computed (by
+    ``tiles.integrate``); the others are hashed here.
+    """
+    known = inner_nodes or {}
     rows: list[dict[str, Any]] = []
     for tile, data in tiles:
         assert tile.level >= 0, "entry bundles are not stored"
+        nodes = known.get((tile.level, tile.index))
+        if nodes is None:
+            nodes = tile_inner_nodes(data)
         rows.append(
             {
                 "level": tile.level,
                 "tile_index": tile.index,
                 "width": tile.width,
                 "data": data,
-                "nodes": tile_inner_nodes(data),
+                "nodes": nodes,
             }
         )
     if not rows:

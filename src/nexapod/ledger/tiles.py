@@ -32,6 +32,7 @@ from nexapod.ledger.log_errors import (
 from nexapod.ledger.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
+    NODE_PREFIX,
     TREE_SIZE_MAX,
     SubtreeCoord,
     node_hash,
@@ -188,12 +189,13 @@ def tile_inner_nodes(data: bytes) -> bytes:
     assert 0 < width <= TILE_WIDTH and len(data) == width * HASH_SIZE
     levels: list[bytes] = []
     below = data
+    sha, prefix = hashlib.sha256, NODE_PREFIX  # (locals: this loop hashes every tile)
     for _ in range(1, TILE_HEIGHT):
         pairs = len(below) // (2 * HASH_SIZE)
         if pairs == 0:
             break
         below = b"".join(
-            [_node(below[o : o + 2 * HASH_SIZE]) for o in range(0, pairs * 2 * HASH_SIZE, 64)]
+            [sha(prefix + below[o : o + 64]).digest() for o in range(0, pairs * 64, 64)]
         )
         levels.append(below)
     return b"".join(levels)
@@ -290,6 +292,9 @@ class Integration:
     """Every tile created or widened, lowest level first; full tiles never change again."""
     edge: Mapping[int, bytes]
     """The partial tiles of the new tree, by level: the input of the next ``integrate``."""
+    inner_nodes: Mapping[tuple[int, int], bytes]
+    """``tile_inner_nodes`` of every tile completed, by (level, index): hashed on the way
+    up anyway, so a store need not hash those tiles again."""
 
 
 def integrate(
@@ -307,6 +312,7 @@ def integrate(
     if new_size > TREE_SIZE_MAX:
         raise TileDataError("the tree would outgrow uint64")
     written: list[tuple[TileId, bytes]] = []
+    inner_nodes: dict[tuple[int, int], bytes] = {}
     new_edge = dict(edge)
     level, count_old, rising = 0, old_size, b"".join(leaf_hashes)
     while rising:
@@ -317,16 +323,19 @@ def integrate(
         for at in range(0, len(buf), TILE_BYTES_MAX):
             chunk = buf[at : at + TILE_BYTES_MAX]
             width = len(chunk) // HASH_SIZE
-            written.append((TileId(level, first_tile + at // TILE_BYTES_MAX, width), chunk))
+            tile = TileId(level, first_tile + at // TILE_BYTES_MAX, width)
+            written.append((tile, chunk))
             if width == TILE_WIDTH:
-                completed.append(perfect_tree_hash(chunk))
+                nodes = tile_inner_nodes(chunk)  # heights 1..7; height 7 is the last pair
+                inner_nodes[tile.level, tile.index] = nodes
+                completed.append(_node(nodes[-2 * HASH_SIZE :]))
             else:
                 new_edge[level] = chunk
         if len(buf) % TILE_BYTES_MAX == 0:
             new_edge.pop(level, None)
         level, count_old, rising = level + 1, count_old // TILE_WIDTH, b"".join(completed)
     root = root_from_edge(new_size, new_edge)
-    return Integration(new_size, root, tuple(written), new_edge)
+    return Integration(new_size, root, tuple(written), new_edge, inner_nodes)
 
 
 TileSource = Callable[[Sequence[TileId]], Sequence[bytes]]
