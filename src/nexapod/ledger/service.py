@@ -64,7 +64,6 @@ EXPIRY_PASSES_MAX = 100
 USERNAMES_PER_QUERY_MAX = 900
 
 Totals = tuple[int, int, int, int]
-_TOTALS = transfer_store.TOTALS
 
 
 def transfer(
@@ -399,24 +398,16 @@ def _totals(accounts: dict[str, Account]) -> dict[str, Totals]:
 
 
 def _write_totals(d: Driver, accounts: list[Account], read: dict[str, Totals]) -> None:
-    """Write back the totals that changed, one executemany per set of changed columns."""
-    groups: dict[tuple[str, ...], list[tuple[str, list[int]]]] = {}
-    for account in accounts:
-        assert account.debits_pending >= 0
-        assert account.credits_pending >= 0
-        assert account.may_go_negative or account.available >= 0, account.account_id
-        totals = (
-            account.debits_pending,
-            account.debits_posted,
-            account.credits_pending,
-            account.credits_posted,
-        )
-        before = read[account.account_id]
-        changed = tuple(
-            name for name, value, old in zip(_TOTALS, totals, before, strict=True) if value != old
-        )
-        if changed:
-            values = [v for v, old in zip(totals, before, strict=True) if v != old]
-            groups.setdefault(changed, []).append((account.account_id, values))
-    for columns, rows in sorted(groups.items()):
-        transfer_store.update_totals(d, columns, rows)
+    """Write back the accounts whose totals changed (all four totals: the row is rewritten
+    either way, and one statement shape keeps it one executemany)."""
+    changed = []
+    for a in accounts:
+        assert a.debits_pending >= 0
+        assert a.credits_pending >= 0
+        assert a.may_go_negative or a.available >= 0, a.account_id
+        if (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted) != read[
+            a.account_id
+        ]:
+            changed.append(a)
+    if changed:
+        transfer_store.update_totals(d, changed)

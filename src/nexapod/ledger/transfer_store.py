@@ -17,7 +17,6 @@ id or the index) with the state of its hold, if it is one
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from typing import Any
 
 from nexapod.ledger.accounts import may_go_negative, parse_account_id
@@ -27,7 +26,6 @@ from nexapod.storage.driver import Driver
 
 __all__ = [
     "IN_LIST_MAX",
-    "TOTALS",
     "HoldRow",
     "account_keys_max",
     "due_holds",
@@ -41,7 +39,6 @@ __all__ = [
 ]
 
 IN_LIST_MAX = 900  # values per IN (...) list: inside SQLite's oldest bind limit (999)
-TOTALS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 
 HoldRow = tuple[int, str, int | None]
 """(log_index, pending_status, expires_at_ms) of a pending transfer"""
@@ -56,10 +53,12 @@ _ACCOUNT_SELECT = (
 )
 
 
-def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
-    ordered = sorted(values)
-    for start in range(0, len(ordered), IN_LIST_MAX):
-        yield ordered[start : start + IN_LIST_MAX]
+def _chunks(values: Iterable[Any], *, ordered: bool = True) -> Iterable[list[Any]]:
+    """IN-lists of at most IN_LIST_MAX values, in order when ``ordered`` (row locks are
+    taken in one global order; plain lookups need none)."""
+    listed = sorted(values) if ordered else list(values)
+    for start in range(0, len(listed), IN_LIST_MAX):
+        yield listed[start : start + IN_LIST_MAX]
 
 
 def _marks(count: int) -> str:
@@ -77,7 +76,7 @@ def _transfers(rows: Iterable[Sequence[Any]]) -> list[Transfer]:
 def find_transfers(d: Driver, transfer_ids: Iterable[str]) -> dict[str, Transfer]:
     """The committed transfers among ``transfer_ids`` (32-hex ids), by id."""
     found: dict[str, Transfer] = {}
-    for chunk in _chunks(bytes.fromhex(tid) for tid in transfer_ids):
+    for chunk in _chunks((bytes.fromhex(tid) for tid in transfer_ids), ordered=False):
         d.cursor.execute(
             d.sql(f"{_TRANSFER_SELECT}WHERE e.transfer_id IN ({_marks(len(chunk))})"), chunk
         )
@@ -123,42 +122,29 @@ def read_accounts(d: Driver, account_ids: Iterable[str], *, lock: bool) -> dict[
         d.cursor.execute(
             d.sql(f"{_ACCOUNT_SELECT}WHERE account_id IN ({_marks(len(chunk))}){suffix}"), chunk
         )
-        for row in d.cursor.fetchall():
-            account = _account(*row)
-            found[account.account_id] = account
+        for account_id, dp, dpo, cp, cpo, opened_at_ms, key in d.cursor.fetchall():
+            ref = parse_account_id(account_id)
+            assert ref is not None, "stored accounts have well-formed ids"
+            found[account_id] = Account(
+                account_id,
+                ref.asset,
+                ref.owner,
+                may_go_negative(account_id),
+                int(dp),  # decimal text (SQLite) or a Decimal of scale 0 (PostgreSQL)
+                int(dpo),
+                int(cp),
+                int(cpo),
+                int(opened_at_ms),
+                int(key),
+            )
+            if not d.sqlite:
+                assert (dp, dpo, cp, cpo) == _totals(found[account_id]), "whole numbers"
     return found
 
 
-def _account(
-    account_id: str,
-    debits_pending: str | Decimal,
-    debits_posted: str | Decimal,
-    credits_pending: str | Decimal,
-    credits_posted: str | Decimal,
-    opened_at_ms: int,
-    account_key: int,
-) -> Account:
-    ref = parse_account_id(account_id)
-    assert ref is not None, "stored accounts have well-formed ids"
-    return Account(
-        account_id,
-        ref.asset,
-        ref.owner,
-        may_go_negative(account_id),
-        _exact(debits_pending),
-        _exact(debits_posted),
-        _exact(credits_pending),
-        _exact(credits_posted),
-        int(opened_at_ms),
-        int(account_key),
-    )
-
-
-def _exact(value: str | Decimal) -> int:
-    """A stored total as an ``int``: decimal text (SQLite) or an integral Decimal."""
-    result = int(value)
-    assert isinstance(value, str) or result == value, "a total is a whole number"
-    return result
+def _totals(account: Account) -> tuple[int, int, int, int]:
+    a = account
+    return (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
 
 
 def account_keys_max(d: Driver) -> int:
@@ -227,15 +213,26 @@ def set_pending_status(d: Driver, statuses: dict[int, str]) -> None:
     assert d.cursor.rowcount == len(rows), "a hold is resolved once"
 
 
-def update_totals(
-    d: Driver, columns: tuple[str, ...], rows: Sequence[tuple[str, Sequence[int]]]
-) -> None:
-    """Set ``columns`` (some of :data:`TOTALS`) of each (account id, their new values)."""
-    assert columns, "an update sets something"
-    assert set(columns) <= set(TOTALS)
-    assignments = ", ".join(f"{name} = ?" for name in columns)
-    params = [(*_amounts(d, values), account_id) for account_id, values in rows]
+def update_totals(d: Driver, accounts: Sequence[Account]) -> None:
+    """Write the four totals of each account (the caller passes those that changed)."""
+    if d.sqlite:  # decimal text: SQLite's own integers stop at 2^63
+        rows: list[tuple[object, ...]] = [
+            (
+                str(a.debits_pending),
+                str(a.debits_posted),
+                str(a.credits_pending),
+                str(a.credits_posted),
+                a.account_id,
+            )
+            for a in accounts
+        ]
+    else:
+        rows = [(*_totals(a), a.account_id) for a in accounts]
     d.cursor.executemany(
-        d.sql(f"UPDATE ledger_accounts SET {assignments} WHERE account_id = ?"), params
+        d.sql(
+            "UPDATE ledger_accounts SET debits_pending = ?, debits_posted = ?, "
+            "credits_pending = ?, credits_posted = ? WHERE account_id = ?"
+        ),
+        rows,
     )
-    assert d.cursor.rowcount == len(params), "every account updated exists"
+    assert d.cursor.rowcount == len(rows), "every account updated exists"
