@@ -303,20 +303,20 @@ def _apply_new(
     credit = accounts.get(credit_id)
     if credit is None:
         raise errors.unknown_account(credit_id, index, tid)
-    if debit.asset != credit.asset:
-        raise errors.asset_mismatch(index, tid, debit.asset, credit.asset)
-    if not debit.may_go_negative:
-        available = debit.credits_posted - debit.debits_posted - debit.debits_pending
-        if available < amount:
-            raise errors.insufficient_funds(index, tid, debit_id, available, amount)
-    pending = phase == "pending"
-    if pending:
+    asset = debit.asset
+    if asset != credit.asset:
+        raise errors.asset_mismatch(index, tid, asset, credit.asset)
+    available = debit.credits_posted - debit.debits_posted - debit.debits_pending
+    if available < amount and not debit.may_go_negative:
+        raise errors.insufficient_funds(index, tid, debit_id, available, amount)
+    if phase == "pending":
         if debit.debits_pending + amount > TOTAL_MAX:
             raise errors.balance_overflow(index, tid, debit_id)
         if credit.credits_pending + amount > TOTAL_MAX:
             raise errors.balance_overflow(index, tid, credit_id)
         debit.debits_pending += amount
         credit.credits_pending += amount
+        status, expires_at_ms = "pending", now_ms + 1000 * timeout_s if timeout_s else None
     else:
         if debit.debits_posted + amount > TOTAL_MAX:
             raise errors.balance_overflow(index, tid, debit_id)
@@ -324,22 +324,23 @@ def _apply_new(
             raise errors.balance_overflow(index, tid, credit_id)
         debit.debits_posted += amount
         credit.credits_posted += amount
+        status, expires_at_ms = None, None
+    assert available - amount >= 0 or debit.may_go_negative, "available never below zero"
     assert debit.account_id == debit_id and credit.account_id == credit_id
-    assert debit.may_go_negative or debit.available >= 0
     return Transfer(
         tid,
         phase,
         debit_id,
         credit_id,
-        debit.asset,
+        asset,
         amount,
         None,
         timeout_s,
         code,
         now_ms,
         log_index,
-        "pending" if pending else None,
-        now_ms + 1000 * timeout_s if pending and timeout_s else None,
+        status,
+        expires_at_ms,
     )
 
 
