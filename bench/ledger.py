@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.postgres_server import PostgresServer, find_postgres_bindir  # noqa: E402
 
-from nexapod.coordinator.server import freeze_startup_heap  # noqa: E402
+from nexapod.coordinator.server import tune_collector  # noqa: E402
 from nexapod.ledger import log_store, service  # noqa: E402
 from nexapod.ledger.accounts import mint_account_id, user_account_id  # noqa: E402
 from nexapod.ledger.integrator import LogIdentity, integrate_pending  # noqa: E402
@@ -256,7 +256,7 @@ def run(url: str, transfers: int, batch: int, accounts: int) -> dict[str, float]
     batches = _workload(account_ids, transfers, batch, seed=7)
     baseline = _baseline_rows(batches, keys, _now_ms(), first_index=accounts)
     baseline_tables = _baseline_tables(engine)
-    freeze_startup_heap()  # as a serving coordinator does once started; both sides gain
+    tune_collector()  # as a serving coordinator does once started (both sides gain)
     commits, integration, plain = _Stopwatch(), _Stopwatch(), _Stopwatch()
     integrated_at_s = 0.0
     for ledger_batch, baseline_batch in zip(batches, baseline, strict=True):

@@ -32,7 +32,7 @@ from nexapod.registry import releases
 from nexapod.settings import Settings
 from nexapod.storage import make_engine, migrate_to_head, unit_of_work_factory
 
-__all__ = ["freeze_startup_heap", "publish_releases", "run_worker", "serve"]
+__all__ = ["YOUNG_OBJECTS_MAX", "publish_releases", "run_worker", "serve", "tune_collector"]
 
 WORKER_STOP_S_MAX = 30.0
 
@@ -48,19 +48,32 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def freeze_startup_heap() -> None:
-    """Move every object that exists once the app is built out of the collector's way.
+YOUNG_OBJECTS_MAX = 50_000
+"""Allocations between two collections of the youngest generation (Python's default is
+700): more than one ledger batch makes, so a batch's objects mostly die before any
+collection sees them, instead of being walked by dozens of young collections each."""
 
-    Modules, the app, table metadata and settings (some 300,000 objects) live as long as
-    the serving process. A ledger batch leaves thousands of tracked objects behind (its
-    results are named tuples, which the collector never untracks), and they trigger a
-    full collection every few batches; walking the whole heap took 120 to 200 ms each
-    time on the benchmark machine (bench/README.md), some 4 us per transfer. Frozen,
-    that heap is no longer walked. Only a process that serves calls this: in a test
-    process it would keep every earlier test's garbage alive.
+
+def tune_collector() -> None:
+    """Set the garbage collector up for a long-running serving process.
+
+    First, everything that exists once the app is built (modules, the app, table
+    metadata and settings: some 300,000 objects) lives as long as the process, and is
+    frozen: no full collection walks it again. A ledger batch leaves thousands of
+    tracked objects behind (its results are named tuples, which the collector never
+    untracks), which triggered a full collection every few batches, each walking the whole
+    heap for 120 to 200 ms on the benchmark machine. Then the youngest generation may
+    grow to :data:`YOUNG_OBJECTS_MAX` objects. Together they took the collector's time in
+    a stream of ledger batches from about 3 us a transfer to nothing measurable
+    (bench/README.md).
+
+    Only a process that serves calls this: in a test process, freezing would keep every
+    earlier test's garbage alive.
     """
     gc.collect()  # what is garbage already is not frozen
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_OBJECTS_MAX, older, oldest)
 
 
 def run_worker(settings: Settings, *, host: str, port: int, log_level: str) -> None:
@@ -69,7 +82,7 @@ def run_worker(settings: Settings, *, host: str, port: int, log_level: str) -> N
     config = uvicorn.Config(
         create_app(settings, migrate=False), log_level=log_level, access_log=False
     )
-    freeze_startup_heap()
+    tune_collector()
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -105,7 +118,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, log_level: 
     ensure_log_key(settings.resolved_ledger_log_key_file())  # before workers load it
     if workers == 1:
         app = create_app(settings, migrate=False)
-        freeze_startup_heap()
+        tune_collector()
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
         return
     assert port != 0, "workers share one fixed port"

@@ -21,6 +21,7 @@ opposite orders.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import canonical_json
-from nexapod.ledger.merkle import HASH_SIZE, leaf_hash
+from nexapod.ledger.merkle import HASH_SIZE, LEAF_PREFIX
 from nexapod.ledger.store import LOG_ENTRIES, LOG_HEAD, LOG_HEAD_ID
 from nexapod.storage.driver import driver
 
@@ -113,10 +114,13 @@ def append_encoded(
     if not entries:
         return first_index
     d = driver(session)
+    sha256, prefix = hashlib.sha256, LEAF_PREFIX  # merkle.leaf_hash, inlined: a hot loop
     if transfer_keys:
         rows: list[tuple[object, ...]] = [
-            (first_index + offset, entry, leaf_hash(entry), *keys)
-            for offset, (entry, keys) in enumerate(zip(entries, transfer_keys, strict=True))
+            (first_index + offset, entry, sha256(prefix + entry).digest(), tid, debit, credit)
+            for offset, (entry, (tid, debit, credit)) in enumerate(
+                zip(entries, transfer_keys, strict=True)
+            )
         ]
         statement = (
             "INSERT INTO ledger_log_entries (leaf_index, entry, leaf_hash, transfer_id, "
@@ -124,7 +128,8 @@ def append_encoded(
         )
     else:
         rows = [
-            (first_index + offset, entry, leaf_hash(entry)) for offset, entry in enumerate(entries)
+            (first_index + offset, entry, sha256(prefix + entry).digest())
+            for offset, entry in enumerate(entries)
         ]
         statement = "INSERT INTO ledger_log_entries (leaf_index, entry, leaf_hash) VALUES (?, ?, ?)"
     assert max(len(entry) for entry in entries) <= ENTRY_BYTES_MAX, "an entry is small"
