@@ -3,13 +3,14 @@
 Every movement of NXC, USDC or USD goes through :func:`create_transfers`. A batch is
 checked in pure code first (``rules.check_batch``), then, inside one transaction: the
 log lock is taken (PostgreSQL; SQLite's write transaction already serialises), the
-batch's ids and the holds it names are looked up in one pass (IN-lists of at most
+batch's ids and the holds it names are looked up (IN-lists of at most
 ``transfer_store.IN_LIST_MAX``), every involved account is read once (locked, in id
 order), the batch is applied in memory (``rules.apply_batch``), and the results are
-written through the driver: one ``executemany`` of log entries (each transfer's canonical
-JSON, ``transfer_entry``), one of transfer rows (keyed by log index) and one per set of
-changed totals. The log entries commit with the transfers or not at all. Account
-histories are indexed after commit, by the log's integrator (``history``).
+written through the database driver: one ``executemany`` of log entries (each transfer's
+canonical JSON, ``transfer_entry``, with its id and account keys), one of new holds, one
+of changed account totals. The log entries commit with the transfers or not at all, as
+they are the transfers. Account histories are indexed after commit, by the log's
+integrator (``history``).
 """
 
 from __future__ import annotations
