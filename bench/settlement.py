@@ -14,7 +14,10 @@ batch of the same number of transfers (``ledger.service.transfer`` in batches of
 NXC minted to the same users' accounts), which is the part of settlement no design can
 avoid.
 
-    python bench/settlement.py [--nodes 100000] [--users 25000]
+    python bench/settlement.py [--nodes 100000] [--users 25000] [--default-gc]
+
+The process's garbage collector is set up as a serving coordinator's is
+(``coordinator.server.tune_collector``) before the clock starts, unless --default-gc.
 
 Users default to a quarter of the nodes (BOINC's hosts per user is of that order); the
 settlement moves two transfers per paid user, so --users sets the baseline's size.
@@ -35,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.postgres_server import PostgresServer, find_postgres_bindir  # noqa: E402
 
+from nexapod.coordinator.server import tune_collector  # noqa: E402
 from nexapod.ledger import service as ledger  # noqa: E402
 from nexapod.ledger.accounts import mint_account_id, user_account_id  # noqa: E402
 from nexapod.ledger.rules import NewTransfer  # noqa: E402
@@ -68,7 +72,7 @@ def _seed(uow_factory: object, nodes: int, users: int) -> None:
         uow.commit()
 
 
-def run(url: str, nodes: int, users: int) -> dict[str, float]:
+def run(url: str, nodes: int, users: int, *, default_gc: bool = False) -> dict[str, float]:
     policy = default_policy()
     engine = make_engine(url)
     try:
@@ -78,6 +82,8 @@ def run(url: str, nodes: int, users: int) -> dict[str, float]:
         _seed(uow_factory, nodes, users)
         fund_treasury(uow_factory, 10**12, "bench", 1)  # one million USDC: short, so scaled
         _, end_ms = epoch_bounds_ms(EPOCH, policy.epoch_s)
+        if not default_gc:
+            tune_collector()  # as the serving coordinator that settles epochs does
 
         started = time.perf_counter()
         report = settle_epoch(uow_factory, policy, EPOCH, end_ms)
@@ -116,6 +122,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=None, help="default: nodes / 4")
     parser.add_argument("--db", help="a database URL instead of the default stores")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's collector settings (a serving coordinator tunes them)",
+    )
     args = parser.parse_args()
     users = args.users or max(1, args.nodes // 4)
     stores: list[tuple[str, str]] = []
@@ -135,7 +146,7 @@ def main() -> None:
             print(f"settle one epoch: {args.nodes:,} nodes, {users:,} users")
             for name, url in stores:
                 print(f"{name}:", flush=True)
-                f = run(url, args.nodes, users)
+                f = run(url, args.nodes, users, default_gc=args.default_gc)
                 met = f["settle_s"] <= TARGET_S and f["ratio"] <= TARGET_RATIO
                 verdict = "met" if met else "MISSED"
                 print(
