@@ -132,7 +132,7 @@ def append_encoded(
             for offset, entry in enumerate(entries)
         ]
         statement = "INSERT INTO ledger_log_entries (leaf_index, entry, leaf_hash) VALUES (?, ?, ?)"
-    assert max(len(entry) for entry in entries) <= ENTRY_BYTES_MAX, "an entry is small"
+    assert max(map(len, entries)) <= ENTRY_BYTES_MAX, "an entry is small"
     d.cursor.executemany(d.sql(statement), rows)
     tree_size = first_index + len(rows)
     d.cursor.execute(

@@ -107,15 +107,16 @@ def create_transfers(
     )
     if plan.created:
         _append(session, d, plan.created, accounts)
-    created_ids = {t.transfer_id for t in plan.created}
-    transfer_store.set_pending_status(
-        d,
-        {
-            stored[pid].log_index: status
-            for pid, status in plan.resolved.items()
-            if pid not in created_ids
-        },
-    )
+    if plan.resolved:  # holds of earlier batches posted or voided now
+        created_ids = {t.transfer_id for t in plan.created}
+        transfer_store.set_pending_status(
+            d,
+            {
+                stored[pid].log_index: status
+                for pid, status in plan.resolved.items()
+                if pid not in created_ids
+            },
+        )
     _write_totals(d, [accounts[account_id] for account_id in sorted(plan.touched)], read)
     return plan.results
 
