@@ -2,7 +2,7 @@
 
 Revision ID: 0012
 Revises: 0011
-Create Date: 2026-11-27
+Create Date: 2026-12-07
 
 Before: ``ledger_transfers`` held every field of a transfer under its 32-character id,
 with two (account id, log index) indexes written by every commit, beside the transfer's
