@@ -2,12 +2,12 @@
 
 A batch of transfers reads its accounts and the transfers it names, and writes its log
 entries (``log_store.append_encoded``, with each transfer's keys), a row per hold, and
-the accounts' changed totals. At tens of thousands of
-transfers a second SQLAlchemy's per-row work would cost more than the database's, so
-these statements go to the driver (``storage.driver``) with prepared tuples, in the unit
-of work's transaction. Amounts are exact on both stores: NUMERIC(78) on PostgreSQL
-(written as ``int``, read as ``Decimal``), decimal text on SQLite (never SQLite's 64-bit
-integers, which turn larger values into floats); see ``storage.types.ExactInteger``.
+the accounts' changed totals. At tens of thousands of transfers a second SQLAlchemy's
+per-row work would cost more than the database's, so these statements go to the driver
+(``storage.driver``) with prepared tuples, in the unit of work's transaction. Amounts
+are exact on both stores: NUMERIC(78) on PostgreSQL (written as ``int``, read as
+``Decimal``), decimal text on SQLite (never SQLite's 64-bit integers, which turn larger
+values into floats); see ``storage.types.ExactInteger``.
 
 A transfer's fields live in its log entry; a transfer is read as its entry (found by the
 id or the index) with the state of its hold, if it is one
