@@ -6,6 +6,7 @@ import json
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Row, Select, case, func, insert, select, update
@@ -20,6 +21,7 @@ from nexapod.mesh.store import (
     LeaseRow,
     NodeTrustRow,
     ProductRow,
+    ResultDataRow,
     ResultRow,
     UnitRow,
 )
@@ -586,6 +588,7 @@ def record_results(
         )
     }
     new_results = []
+    new_data: list[dict[str, object]] = []
     seen: set[str] = set()
     for result in checked:
         document = result.item.document
@@ -617,9 +620,12 @@ def record_results(
         new_results.append(
             _result_row(result, lease.unit_id, lease.job_id, lease.work_flops, node_id, now_ms)
         )
+        new_data.append({"lease_id": lease.lease_id, "data": result.data})
     completed_jobs: list[str] = []
     if new_results:
-        completed_jobs = _store_new_results(uow, new_results, now_ms, policy, include_user)
+        completed_jobs = _store_new_results(
+            uow, new_results, new_data, now_ms, policy, include_user
+        )
     statuses = {
         lease_id: (status, work_flops)
         for lease_id, status, work_flops in session.execute(
@@ -677,7 +683,6 @@ def _result_row(
         "work_flops": work_flops,
         "compute_ms": document.compute_ms,
         "received_at_ms": now_ms,
-        "data": result.data,
         "status": "pending",
     }
 
@@ -685,13 +690,16 @@ def _result_row(
 def _store_new_results(
     uow: UnitOfWork,
     rows: list[dict[str, object]],
+    data: list[dict[str, object]],
     now_ms: int,
     policy: ValidationPolicy,
     include_user: bool,
 ) -> list[str]:
-    """Insert results as pending, close their leases, and settle each unit in turn."""
+    """Insert results as pending (records and bytes), close their leases, and settle each
+    unit in turn."""
     session = uow.session
     session.execute(insert(ResultRow), rows)
+    session.execute(insert(ResultDataRow), data)
     lease_ids = [row["lease_id"] for row in rows]
     unit_ids = sorted({int(row["unit_id"]) for row in rows})  # type: ignore[call-overload]
     assert len(unit_ids) == len(rows), "one lease per unit per node"
@@ -761,11 +769,14 @@ def report_failure(
     uow.commit()
 
 
-def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_ms: int) -> bool:
+def finalize_job(
+    uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, clock_ms: Callable[[], int]
+) -> bool:
     """Merge a job whose units are all done into its product (idempotent).
 
     The merge reads in one unit of work and writes in another, so an embedded SQLite
-    store is not write-locked while the merge computes.
+    store is not write-locked while the merge computes. The job finishes when its
+    product exists: the clock is read after the merge, so a job's wall time includes it.
     """
     with uow_read:
         job = uow_read.session.get(JobRow, job_id)
@@ -774,8 +785,8 @@ def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_m
         if job.status != "merging":
             return False
         rows = uow_read.session.execute(
-            select(UnitRow.spec_json, ResultRow.data)
-            .join(ResultRow, ResultRow.lease_id == UnitRow.canonical_lease_id)
+            select(UnitRow.spec_json, ResultDataRow.data)
+            .join(ResultDataRow, ResultDataRow.lease_id == UnitRow.canonical_lease_id)
             .where(UnitRow.job_id == job_id, UnitRow.status == "done")
             .order_by(UnitRow.unit_index)
             .execution_options(yield_per=64)
@@ -787,6 +798,7 @@ def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_m
         assert job is not None
         if job.status != "merging":
             return False
+        now_ms = clock_ms()
         uow_write.session.add(
             ProductRow(
                 job_id=job_id, sha256=sha256_hex(product), created_at_ms=now_ms, data=product
