@@ -122,7 +122,11 @@ class NodeAgent:
         on_event: Callable[[UnitEvent], None] | None = None,
         unit_command: Callable[[LeaseGrant, Path], list[str]] | None = None,
         release: RunnerRelease | None = None,
+        inputs_root: Path | None = None,
     ) -> None:
+        """``inputs_root``: where each unit's input blocks are linked from the cache, when
+        the executor binds it read-only into its sandboxes (``Executor.readable_dirs``);
+        otherwise, or without it, the blocks are copied into each unit's scratch."""
         self.node_id = node_id
         self.key = key
         self.runner_tree_hash = runner_tree_hash
@@ -134,6 +138,10 @@ class NodeAgent:
         self.on_event = on_event
         self.unit_command = unit_command
         self.release = release
+        self.inputs_root = inputs_root
+        self._link_inputs = (
+            inputs_root is not None and inputs_root.resolve() in executor.readable_dirs
+        )
         self.summary = AgentSummary()
         self._stopping = False
         self._refusal: NodeError | None = None
@@ -151,6 +159,9 @@ class NodeAgent:
         Raises the NodeError that stopped it when a workload no longer matches the release.
         """
         self.scratch_root.mkdir(parents=True, exist_ok=True)
+        if self.inputs_root is not None:  # what a stopped run left is nobody's now
+            shutil.rmtree(self.inputs_root, ignore_errors=True)
+            self.inputs_root.mkdir(parents=True)
         responder = None
         if self.config.challenges:
             responder = ChallengeResponder(
@@ -221,7 +232,9 @@ class NodeAgent:
             if asking is not None:
                 self._take_grants(self._lease_answer(asking), pending)
             for grant, prepared, _ in pending:  # stopped early: give the work back
-                prepared.cancel()
+                if not prepared.cancel():
+                    wait([prepared])
+                self._discard(grant)
                 self._report_failure(grant, "node_stopping", "the node stopped before this unit")
 
     def _workload_intact(self, grant: LeaseGrant, prepared: Future[Path]) -> bool:
@@ -240,7 +253,7 @@ class NodeAgent:
         except NodeError as exc:
             if not prepared.cancel():  # already downloading: let it finish, then tidy up
                 wait([prepared])
-            shutil.rmtree(self.scratch_root / grant.lease_id, ignore_errors=True)
+            self._discard(grant)
             self._report_failure(grant, exc.code.split(".")[-1], exc.detail)
             log_event(logger, "unit.not_run", lease_id=grant.lease_id, code=exc.code)
             self._refusal = exc
@@ -291,29 +304,61 @@ class NodeAgent:
         return len(prepared)
 
     def _prepare(self, grant: LeaseGrant) -> Path:
-        """Fetch and check the unit's inputs, and lay out its scratch directory."""
+        """Fetch and check the unit's inputs, and lay out its scratch directory.
+
+        Blocks come from the cache: linked into the unit's read-only inputs directory, and
+        named in the scratch by a symbolic link (no copy), or copied where the executor
+        cannot bind that directory.
+        """
+        self._discard(grant)
         scratch = self.scratch_root / grant.lease_id
-        if scratch.exists():
-            shutil.rmtree(scratch)
         (scratch / "in").mkdir(parents=True)
         (scratch / "out").mkdir()
+        inputs = self._inputs_dir(grant)
+        if inputs is not None:
+            inputs.mkdir()
         for ref in grant.inputs:
             if ref.name == CHECKPOINT_INPUT:
                 self._fetch_checkpoint(grant, ref, scratch)
                 continue
-            data = self.cache.get(ref.sha256)
-            if data is None:
-                data = self.client.get_bytes(ref.path)
-                if sha256_hex(data) != ref.sha256:
-                    raise NodeError(
-                        "input_corrupt",
-                        f"input {ref.name} of unit {grant.unit_id} does not match its SHA-256",
-                    )
-                self.cache.put(ref.sha256, data)
-            (scratch / "in" / f"{ref.name}.npy").write_bytes(data)
+            name = f"{ref.name}.npy"
+            if inputs is not None:
+                if not self.cache.link_into(ref.sha256, inputs / name):
+                    data = self._download(grant, ref)
+                    if not self.cache.link_into(ref.sha256, inputs / name):
+                        (inputs / name).write_bytes(data)  # larger than the whole cache
+                (scratch / "in" / name).symlink_to(inputs / name)
+                continue
+            cached = self.cache.get(ref.sha256)
+            data = cached if cached is not None else self._download(grant, ref)
+            (scratch / "in" / name).write_bytes(data)
         (scratch / "unit.json").write_text(json.dumps(grant.unit_spec, sort_keys=True))
         log_event(logger, "unit.prepared", lease_id=grant.lease_id, unit_id=grant.unit_id)
         return scratch
+
+    def _download(self, grant: LeaseGrant, ref: InputRef) -> bytes:
+        """An input block from the coordinator, checked against its SHA-256, then cached."""
+        data = self.client.get_bytes(ref.path)
+        if sha256_hex(data) != ref.sha256:
+            raise NodeError(
+                "input_corrupt",
+                f"input {ref.name} of unit {grant.unit_id} does not match its SHA-256",
+            )
+        self.cache.put_verified(ref.sha256, data)
+        return data
+
+    def _inputs_dir(self, grant: LeaseGrant) -> Path | None:
+        if not self._link_inputs:
+            return None
+        assert self.inputs_root is not None
+        return self.inputs_root / grant.lease_id
+
+    def _discard(self, grant: LeaseGrant) -> None:
+        """Remove a unit's scratch and inputs directories (whatever of them exists)."""
+        shutil.rmtree(self.scratch_root / grant.lease_id, ignore_errors=True)
+        inputs = self._inputs_dir(grant)
+        if inputs is not None:
+            shutil.rmtree(inputs, ignore_errors=True)
 
     def _fetch_checkpoint(self, grant: LeaseGrant, ref: InputRef, scratch: Path) -> None:
         """Resume from the checkpoint the grant names; one that cannot be fetched or does
@@ -380,6 +425,7 @@ class NodeAgent:
         try:
             scratch = prepared.result()
         except NexaPodError as exc:
+            self._discard(grant)
             self._fail(grant, exc.code.split(".")[-1], str(exc), 0.0, io)
             return
         try:
@@ -423,7 +469,7 @@ class NodeAgent:
                 return
             data = output.read_bytes()
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            self._discard(grant)
         uploads.append(io.submit(self._upload, grant, data, result.wall_s))
 
     def _result_item(self, grant: LeaseGrant, data: bytes, wall_s: float) -> ResultItem:
