@@ -24,7 +24,7 @@ def _compute(grant: LeaseGrant, embeddings: object) -> bytes:
     shape = atlas.UnitShape.from_dict(spec["shape"])
     row = embeddings[shape.row_start : shape.row_stop]  # type: ignore[index]
     col = embeddings[shape.col_start : shape.col_stop]  # type: ignore[index]
-    return atlas.encode_unit_result(atlas.compute_unit(row, col, shape, spec["params"]["k"]))
+    return atlas.encode_unit_result(atlas.compute_unit(row, col, shape, spec["params"]["k"]), shape)
 
 
 def test_concurrent_results_and_expiry_lose_no_update(api: TestClient) -> None:

@@ -89,7 +89,7 @@ def _compute(api: TestClient, grant: LeaseGrant) -> bytes:
         if shape.is_diagonal
         else atlas.decode_block(blocks[1], shape.n_cols, params.embedding_dim)
     )
-    return atlas.encode_unit_result(atlas.compute_unit(row, col, shape, params.k))
+    return atlas.encode_unit_result(atlas.compute_unit(row, col, shape, params.k), shape)
 
 
 def _submit_results(api: TestClient, node: Actor, clock: Clock, items: list[dict[str, Any]]) -> Any:
@@ -163,16 +163,16 @@ def test_duplicate_result_is_idempotent_and_a_different_one_conflicts(
     assert view["units_done"] == 1
     assert view["work_flops_done"] == grant.work_flops
 
-    result = atlas.decode_unit_result(
-        data, atlas.UnitShape.from_dict(grant.unit_spec["shape"]), K, N_SPECTRA
-    )
+    shape = atlas.UnitShape.from_dict(grant.unit_spec["shape"])
+    result = atlas.decode_unit_result(data, shape, K, N_SPECTRA)
     other = atlas.encode_unit_result(
         atlas.UnitResult(
             result.row_ids,
             result.row_sims * np.float32(0.5),
             result.col_ids,
             result.col_sims * np.float32(0.5),
-        )
+        ),
+        shape,
     )
     conflict = _submit_results(mesh_api, node, clock, [result_item(node, grant, other)])
     assert conflict.status_code == 409

@@ -375,10 +375,14 @@ class NodeAgent:
         log_event(logger, "checkpoint.resumed", lease_id=grant.lease_id, unit_id=grant.unit_id)
 
     def _watch_checkpoints(self, grant: LeaseGrant, scratch: Path, done: threading.Event) -> None:
-        """While a unit runs, upload its latest checkpoint (signed) every interval."""
+        """While a unit runs, upload its latest checkpoint (signed) every interval.
+
+        The first waits an interval too (as BOINC's checkpoint period does): a unit shorter
+        than the interval uploads none, since redoing it costs less than saving it.
+        """
         path = scratch / "out" / CHECKPOINT_FILE
         sent_mtime_ns = 0
-        last_sent = 0.0
+        last_sent = time.monotonic()
         while not done.wait(CHECKPOINT_POLL_S):
             if time.monotonic() - last_sent < self.config.checkpoint_interval_s:
                 continue
