@@ -93,8 +93,8 @@ class CheatingAgent(NodeAgent):
             copied = self.seen.get(len(data))
             self.seen.setdefault(len(data), data)
             data = copied if copied is not None and copied != data else nudged(data, b"copy")
-        item = self._result_item(grant, data, wall_s).model_dump()
-        document = item["document"]
+        document = self._result_document(grant, data, wall_s).model_dump()
+        item = _item(document, self.key, data)
         if mode == "inflated":
             return _item({**document, "work_flops": str(10**18)}, self.key, data)
         if mode == "runner":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nexapod.errors import AuthError, MeshError, ProtocolError
+from nexapod.protocol.v1 import HEADER_RESULT_DOCUMENT
 
 __all__ = [
     "unit_unknown",
@@ -14,8 +15,10 @@ __all__ = [
     "lease_unknown",
     "product_not_ready",
     "result_conflict",
+    "result_document_invalid",
     "result_encoding",
     "result_hash_mismatch",
+    "result_lease_mismatch",
     "result_mismatch",
     "result_node_mismatch",
     "result_signature_invalid",
@@ -92,6 +95,23 @@ def result_encoding(item_index: int) -> ProtocolError:
         "result_b64 is not unpadded URL-safe base64",
         status=422,
         item_index=item_index,
+    )
+
+
+def result_document_invalid(detail: str) -> ProtocolError:
+    return ProtocolError(
+        "result_document_invalid",
+        f"the {HEADER_RESULT_DOCUMENT} header must be unpadded URL-safe base64 of a signed "
+        f"result document's JSON: {detail}",
+        status=422,
+    )
+
+
+def result_lease_mismatch(document_lease_id: str, path_lease_id: str) -> ProtocolError:
+    return ProtocolError(
+        "result_lease_mismatch",
+        f"the result document names lease {document_lease_id}, uploaded to lease {path_lease_id}",
+        status=422,
     )
 
 

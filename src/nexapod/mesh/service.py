@@ -64,24 +64,26 @@ from nexapod.storage.uow import UnitOfWork
 
 __all__ = [
     "CheckedResult",
-    "TamperingDetected",
-    "blacklist_caught",
     "MeshLimits",
     "Product",
+    "ResultUpload",
+    "TamperingDetected",
+    "blacklist_caught",
+    "check_results",
+    "decode_result_items",
     "expire_overdue_leases",
     "finalize_job",
     "get_block",
     "get_job",
     "get_product",
     "get_unit",
-    "list_records",
     "lease_units",
     "list_jobs",
-    "report_failure",
+    "list_records",
     "plan_job",
-    "submit_job",
-    "check_results",
     "record_results",
+    "report_failure",
+    "submit_job",
 ]
 
 RETRY_AFTER_IDLE_S = 2
@@ -455,16 +457,38 @@ def _spot_check(
 
 
 @dataclass(frozen=True)
+class ResultUpload:
+    """A result as a node sent it: the signed document and the bytes it names."""
+
+    document: ResultDocument
+    signature: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class CheckedResult:
     """A result whose bytes, hash, signature and shape were checked against its lease."""
 
     index: int
-    item: ResultItem
-    data: bytes
+    upload: ResultUpload
+
+
+def decode_result_items(items: list[ResultItem], limits: MeshLimits) -> list[ResultUpload]:
+    """The uploads of a JSON batch, their base64 decoded within the size limit."""
+    if len(items) > limits.results_per_request_max:
+        raise errors.too_many_results(len(items), limits.results_per_request_max)
+    return [
+        ResultUpload(
+            item.document,
+            item.signature,
+            _decode_result_bytes(item.result_b64, limits.result_bytes_max, index),
+        )
+        for index, item in enumerate(items)
+    ]
 
 
 def check_results(
-    uow: UnitOfWork, node_id: str, items: list[ResultItem], limits: MeshLimits
+    uow: UnitOfWork, node_id: str, items: list[ResultUpload], limits: MeshLimits
 ) -> list[CheckedResult]:
     """The CPU-heavy half of accepting results, run in a read-only unit of work.
 
@@ -522,7 +546,9 @@ def check_results(
                 },
             )
             raise TamperingDetected(error, caught)
-        data = _decode_result_bytes(item.result_b64, limits.result_bytes_max, index)
+        data = item.data
+        if len(data) > limits.result_bytes_max:
+            raise errors.result_too_large(len(data), limits.result_bytes_max, index)
         if sha256_hex(data) != document.result_sha256:
             raise errors.result_hash_mismatch(index)
         if not verify_document(
@@ -531,7 +557,7 @@ def check_results(
             caught = Caught(node_id, "result_signature_forged", evidence)
             raise TamperingDetected(errors.result_signature_invalid(index), caught)
         atlas_jobs.check_result(spec_json, data)
-        checked.append(CheckedResult(index, item, data))
+        checked.append(CheckedResult(index, item))
     return checked
 
 
@@ -558,7 +584,7 @@ def record_results(
     if node is None:
         raise registry_errors.node_unknown(node_id)
     node.last_seen_at_ms = now_ms
-    lease_ids = [c.item.document.lease_id for c in checked]
+    lease_ids = [c.upload.document.lease_id for c in checked]
     # Lock the batch's leases (in a fixed order): a concurrent expiry then waits for this
     # transaction, or this one sees the lease it expired. SQLite serialises writers anyway.
     lease_query = (
@@ -591,7 +617,7 @@ def record_results(
     new_data: list[dict[str, object]] = []
     seen: set[str] = set()
     for result in checked:
-        document = result.item.document
+        document = result.upload.document
         lease = leases[document.lease_id]
         assert lease.node_id == node_id, "checked against the same lease"
         sent = earlier.get(lease.lease_id)
@@ -620,7 +646,7 @@ def record_results(
         new_results.append(
             _result_row(result, lease.unit_id, lease.job_id, lease.work_flops, node_id, now_ms)
         )
-        new_data.append({"lease_id": lease.lease_id, "data": result.data})
+        new_data.append({"lease_id": lease.lease_id, "data": result.upload.data})
     completed_jobs: list[str] = []
     if new_results:
         completed_jobs = _store_new_results(
@@ -636,7 +662,7 @@ def record_results(
     }
     acks = []
     for result in checked:
-        lease = leases[result.item.document.lease_id]
+        lease = leases[result.upload.document.lease_id]
         status, work_flops = statuses[lease.lease_id]
         acks.append(
             ResultAck(
@@ -671,14 +697,14 @@ def blacklist_caught(uow: UnitOfWork, caught: Caught, now_ms: int, limits: MeshL
 def _result_row(
     result: CheckedResult, unit_id: int, job_id: str, work_flops: int, node_id: str, now_ms: int
 ) -> dict[str, object]:
-    document = result.item.document
+    document = result.upload.document
     return {
         "lease_id": document.lease_id,
         "unit_id": unit_id,
         "job_id": job_id,
         "node_id": node_id,
         "result_sha256": document.result_sha256,
-        "signature": result.item.signature,
+        "signature": result.upload.signature,
         "runner_tree_hash": document.runner_tree_hash,
         "work_flops": work_flops,
         "compute_ms": document.compute_ms,

@@ -38,7 +38,6 @@ from nexapod.protocol.v1 import (
     LeaseGrant,
     LeaseResponse,
     ResultDocument,
-    ResultItem,
 )
 from nexapod.workloads import unit_module
 
@@ -476,9 +475,9 @@ class NodeAgent:
             self._discard(grant)
         uploads.append(io.submit(self._upload, grant, data, result.wall_s))
 
-    def _result_item(self, grant: LeaseGrant, data: bytes, wall_s: float) -> ResultItem:
-        """The signed result: node, job, unit, lease, result hash and runner, bound."""
-        document = ResultDocument(
+    def _result_document(self, grant: LeaseGrant, data: bytes, wall_s: float) -> ResultDocument:
+        """What the node signs: node, job, unit, lease, result hash and runner, bound."""
+        return ResultDocument(
             node_id=self.node_id,
             job_id=grant.job_id,
             unit_id=grant.unit_id,
@@ -487,16 +486,12 @@ class NodeAgent:
             runner_tree_hash=self.runner_tree_hash,
             compute_ms=int(wall_s * 1000),
         )
-        return ResultItem(
-            document=document,
-            signature=sign_document(self.key, PURPOSE_RESULT, document.model_dump()),
-            result_b64=b64encode(data),
-        )
 
     def _upload(self, grant: LeaseGrant, data: bytes, wall_s: float) -> None:
-        item = self._result_item(grant, data, wall_s)
+        document = self._result_document(grant, data, wall_s)
+        signature = sign_document(self.key, PURPOSE_RESULT, document.model_dump())
         try:
-            response = self.client.submit_results([item])
+            response = self.client.upload_result(document, signature, data)
         except RemoteError as exc:
             self._event("refused", grant, wall_s, f"{exc.detail} [{exc.code}]")
             self.summary.units_refused += 1
