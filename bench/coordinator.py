@@ -60,7 +60,7 @@ def _precompute(n_spectra: int) -> None:
         row = embeddings[shape.row_start : shape.row_stop]
         col = embeddings[shape.col_start : shape.col_stop]
         result = atlas.compute_unit(row, col, shape, params.k)
-        _RESULTS[(shape.block_row, shape.block_col)] = atlas.encode_unit_result(result)
+        _RESULTS[(shape.block_row, shape.block_col)] = atlas.encode_unit_result(result, shape)
 
 
 def _register(url: str, count: int) -> list[tuple[str, bytes]]:

@@ -211,6 +211,8 @@ class NodeAgent:
                         break
                     self._run_one(grant, prepared, received_at, io, uploads)
                     idle_since = time.monotonic()
+                    if not pending:  # out of work now: ask at once, whatever the backoff
+                        next_lease_at = 0.0
                     uploads = [u for u in uploads if not u.done()]
                     continue
                 if asking is None and self._finished(leased_total):
