@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Row, Select, case, func, insert, select, update
+from sqlalchemy import Row, Select, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import Base64TooLargeError, b64decode_at_most, sha256_hex, verify_document
@@ -275,32 +275,8 @@ def lease_units(
     capacity_flops_per_s = node.capacity_flops_per_s
     username = node.username
     count = min(units_max, limits.leases_per_request_max)
-    query = (
-        _grantable()
-        .where(
-            UnitRow.status == "queued",
-            JobRow.status == "running",
-            # replicas of one unit go to nodes of distinct users
-            ~select(LeaseRow.lease_id)
-            .where(
-                LeaseRow.unit_id == UnitRow.unit_id,
-                LeaseRow.username == username,
-                LeaseRow.status.in_(("active", "completed")),
-            )
-            .exists(),
-            # and a user who let a unit's leases lapse twice does not get it again: one
-            # user alone cannot exhaust a unit's attempts by leasing and abandoning it
-            select(func.count())
-            .where(LeaseRow.unit_id == UnitRow.unit_id, LeaseRow.username == username)
-            .scalar_subquery()
-            < LEASES_PER_USER_PER_UNIT_MAX,
-        )
-        .order_by(UnitRow.unit_id)
-        .limit(count)
-    )
-    if uow.dialect_name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=UnitRow, key_share=True)
-    regular = list(session.execute(query).all())
+    query = _GRANTABLE_PG if uow.dialect_name == "postgresql" else _GRANTABLE
+    regular = list(session.execute(query, {"username": username, "count": count}).all())
     spot = _spot_check(session, node_id, username, limits.validation)
     if spot is not None and len(regular) >= count:
         regular.pop()
@@ -420,6 +396,34 @@ def _grantable() -> Select[int, str, int, str, str, str]:
         UnitRow.inputs_json,
         JobRow.workload,
     ).join(JobRow, JobRow.job_id == UnitRow.job_id)
+
+
+# The queued units a node may lease, oldest first (built once: a statement of this shape
+# costs a quarter of a millisecond to build, on every lease request).
+_GRANTABLE = (
+    _grantable()
+    .where(
+        UnitRow.status == "queued",
+        JobRow.status == "running",
+        # replicas of one unit go to nodes of distinct users
+        ~select(LeaseRow.lease_id)
+        .where(
+            LeaseRow.unit_id == UnitRow.unit_id,
+            LeaseRow.username == bindparam("username"),
+            LeaseRow.status.in_(("active", "completed")),
+        )
+        .exists(),
+        # and a user who let a unit's leases lapse twice does not get it again: one user
+        # alone cannot exhaust a unit's attempts by leasing and abandoning it
+        select(func.count())
+        .where(LeaseRow.unit_id == UnitRow.unit_id, LeaseRow.username == bindparam("username"))
+        .scalar_subquery()
+        < LEASES_PER_USER_PER_UNIT_MAX,
+    )
+    .order_by(UnitRow.unit_id)
+    .limit(bindparam("count"))
+)
+_GRANTABLE_PG = _GRANTABLE.with_for_update(skip_locked=True, of=UnitRow, key_share=True)
 
 
 def _spot_check(
