@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nexapod.ledger import log_store
-from nexapod.mesh.store import JobRow, LeaseRow
+from nexapod.mesh.store import LeaseRow
 from nexapod.policy import Policy
-from nexapod.pools import rules
+from nexapod.pools import disrupting, disruption, rules
 from nexapod.pools.rules import Member, Move
 from nexapod.pools.store import EntitlementRow, InstitutionRow, PoolMemberRow, PoolTransitionRow
 from nexapod.registry.store import NodeRow
@@ -27,7 +27,6 @@ __all__ = [
     "MEMBERS_MAX",
     "Gate",
     "apply_moves",
-    "disrupted",
     "gate_for_lease",
     "grant_entitlements",
     "institutional_map",
@@ -246,15 +245,6 @@ def gate_for_lease(session: Session, node: NodeRow, now_ms: int, policy: Policy)
     return Gate(own.to_pool in _WORKING_POOLS, own.to_pool, own.reason)
 
 
-def disrupted(session: Session) -> bool:
-    """A job runs while a hot node it relied on is lost (and has not come back)."""
-    running = session.scalar(select(exists().where(JobRow.status == "running")))
-    lost = session.scalar(
-        select(exists().where(PoolMemberRow.pool == "none", PoolMemberRow.reason == "lost"))
-    )
-    return bool(running and lost)
-
-
 def _idle_hot(session: Session, idle_after_ms: int) -> list[str]:
     """Hot nodes with no active lease and none granted since ``idle_after_ms``."""
     busy = select(LeaseRow.lease_id).where(
@@ -300,13 +290,16 @@ def manage_pools(
     *,
     idle_s: int,
     lost_s: int,
+    write_off_s: int,
     availability_ppm: dict[str, int] | None = None,
 ) -> list[Move]:
     """One pass of the pool manager; returns the moves it made (already written).
 
-    In order: idle hot nodes leave (lease end); lost hot nodes are replaced from cold
-    (failover); promoted nodes go back once the disruption is over; users above the
-    share cap lose their newest nodes; the institutional sweep; cold kept in its band.
+    In order: idle hot nodes leave (lease end); lost nodes away ``write_off_s`` are
+    written off; lost hot nodes leave; stand-ins no longer owed return to cold; users
+    above the share cap lose their stand-ins, then their newest nodes; cold nodes are
+    promoted to replace lost capacity (failover), then to meet the running jobs' need
+    (capacity need); the institutional sweep; cold kept in its band.
     """
     assert idle_s > 0
     assert lost_s > 0
@@ -335,11 +328,19 @@ def manage_pools(
             for node_id in sorted(idle)
         ]
     )
-    lost = _lost_hot(session, now_ms - lost_s * 1000)
-    plan(rules.failover(members, lost, policy))
-    still_disrupted = disrupted(session) or any(m.reason == "lost" for m in moves)
-    plan(rules.disruption_over(members, still_disrupted))
+    away = disrupting.lost_away(session)
+    gone = disruption.written_off(away, now_ms, write_off_s)
+    disrupting.write_off(session, gone, usernames, now_ms)
+    plan(disruption.lose(members, _lost_hot(session, now_ms - lost_s * 1000)))
+    owed_by = {n.node_id for n in away} - {n.node_id for n in gone}
+    owed_by |= {m.node_id for m in moves if m.reason == "lost"}
+    need = disrupting.running_need_flops_per_s(session)
+    now = disrupting.disruption_now(members, owed_by, need, policy)
+    plan(disruption.return_stand_ins(members, _owed(members, now, policy), policy))
     plan(rules.rebalance(members, policy))
+    plan(disruption.promote_stand_ins(members, now.lost_flops_per_s, "failover", policy))
+    owed = _owed(members, now, policy)
+    plan(disruption.promote_stand_ins(members, owed, "capacity_need", policy))
     institutional = institutional_map(session, policy, usernames.values())
     plan(
         [
@@ -351,6 +352,10 @@ def manage_pools(
     plan(rules.manage_cold(members, policy))
     apply_moves(session, moves, usernames, now_ms)
     return moves
+
+
+def _owed(members: Sequence[Member], now: disruption.Disruption, policy: Policy) -> int:
+    return disruption.stand_ins_owed_flops_per_s(members, now, policy)
 
 
 def _with_availability(member: Member, ppm: int) -> Member:
