@@ -13,23 +13,46 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nexapod.ledger import log_store
-from nexapod.mesh.store import JobRow
+from nexapod.mesh.store import JobRow, LeaseRow
 from nexapod.policy import Policy
 from nexapod.pools.disruption import Disruption, LostNode
 from nexapod.pools.rules import Member, counted_capacity
 from nexapod.pools.store import PoolMemberRow
+from nexapod.registry.store import NodeRow
 
 __all__ = [
     "LOST_READ_MAX",
     "RUNNING_JOBS_READ_MAX",
     "disruption_now",
     "lost_away",
+    "lost_hot",
     "running_need_flops_per_s",
     "write_off",
 ]
 
 RUNNING_JOBS_READ_MAX = 100_000  # running jobs the manager sums needs over, in one read
 LOST_READ_MAX = 1_000_000  # lost nodes in one read: no more than the pool holds
+
+
+def lost_hot(session: Session, seen_before_ms: int) -> list[str]:
+    """Hot nodes that let a lease lapse and have not been heard from since before then:
+    the manager's ``lost`` (``seen_before_ms`` is now minus ``pool_lost_s``)."""
+    lapsed = select(LeaseRow.lease_id).where(
+        LeaseRow.node_id == PoolMemberRow.node_id,
+        LeaseRow.status == "expired",
+        LeaseRow.ended_at_ms >= PoolMemberRow.since_ms,
+    )
+    return list(
+        session.scalars(
+            select(PoolMemberRow.node_id)
+            .join(NodeRow, NodeRow.node_id == PoolMemberRow.node_id)
+            .where(
+                PoolMemberRow.pool == "hot",
+                NodeRow.last_seen_at_ms < seen_before_ms,
+                lapsed.exists(),
+            )
+        )
+    )
 
 
 def running_need_flops_per_s(session: Session) -> int | None:
