@@ -168,6 +168,7 @@ def promote_stand_ins(
             missing -= capacity
             moves.append(Move(member.node_id, "cold", "hot", reason, promoted=True))
         if missing <= 0 or len(passed_over) == len(standby):
+            assert total == sum(by_user.values())
             return moves
         standby = passed_over
     raise AssertionError("every round promotes a node")
