@@ -90,6 +90,7 @@ def _manage_pools(ctx: Context, now_ms: int) -> None:
             now_ms,
             idle_s=ctx.settings.pool_idle_s,
             lost_s=ctx.settings.pool_lost_s,
+            write_off_s=ctx.settings.pool_write_off_s,
         )
         uow.commit()
     if moves:

@@ -64,7 +64,7 @@ def submit_job(body: SubmitJobRequest, signed: SignedRequestDep, ctx: ContextDep
         username = require_user(
             authenticate(uow, signed, now_ms, skew_s_max, signature_checked=True)
         )
-        return service.submit_job(uow, username, body, plan, now_ms)
+        return service.submit_job(uow, username, body, plan, now_ms, ctx.limits)
 
 
 @router.get("/jobs", responses=PROBLEM_RESPONSES)

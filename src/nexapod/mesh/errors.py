@@ -6,6 +6,7 @@ from nexapod.errors import AuthError, MeshError, ProtocolError
 from nexapod.protocol.v1 import HEADER_RESULT_DOCUMENT
 
 __all__ = [
+    "capacity_need_invalid",
     "unit_unknown",
     "result_implausible",
     "runner_changed",
@@ -195,3 +196,13 @@ def result_implausible(reason: str, item_index: int) -> MeshError:
 
 def unit_unknown(job_id: str, unit_id: int) -> MeshError:
     return MeshError("unit_unknown", f"job {job_id} has no unit {unit_id}", status=404)
+
+
+def capacity_need_invalid(text: str, capacity_flops_per_s_max: int) -> MeshError:
+    return MeshError(
+        "capacity_need_invalid",
+        f"capacity_flops_per_s_min = {text} is not a capacity this coordinator can make up: "
+        f"give a whole number of FLOP/s from 1 to {capacity_flops_per_s_max}, or leave it out",
+        status=422,
+        capacity_flops_per_s_max=str(capacity_flops_per_s_max),
+    )

@@ -69,6 +69,7 @@ __all__ = [
     "ResultUpload",
     "TamperingDetected",
     "blacklist_caught",
+    "capacity_need_flops_per_s",
     "check_results",
     "decode_result_items",
     "expire_overdue_leases",
@@ -108,10 +109,33 @@ class MeshLimits:
     checkpoint_chunk_rows: int = 0
     checkpoint_bytes_max: int = 64 << 20
     pool_policy: Policy | None = None  # None: no pool gate (every node may work)
+    job_capacity_flops_per_s_max: int = 10**20  # the largest capacity need a job may state
+
+    def __post_init__(self) -> None:
+        assert self.job_capacity_flops_per_s_max >= 1
+
+
+def capacity_need_flops_per_s(request: SubmitJobRequest, limits: MeshLimits) -> int | None:
+    """The job's stated capacity need, checked: None (no need) or 1 to the configured most.
+
+    Zero is refused rather than read as "no need" (leave the field out for that), and a
+    need past ``job_capacity_flops_per_s_max`` is refused because the pool manager would
+    chase it with every cold node for as long as the job runs.
+    """
+    text = request.capacity_flops_per_s_min
+    if text is None:
+        return None
+    need = int(text)  # the wire pattern allows canonical digits only
+    assert str(need) == text
+    if not 1 <= need <= limits.job_capacity_flops_per_s_max:
+        raise errors.capacity_need_invalid(text, limits.job_capacity_flops_per_s_max)
+    return need
 
 
 def plan_job(request: SubmitJobRequest, limits: MeshLimits) -> atlas_jobs.JobPlan:
-    """Embed the dataset and cut the job into units (CPU only: run it outside a write)."""
+    """Check the request and embed the dataset and cut the job into units (CPU only: run
+    it outside a write); a bad capacity need is refused before the expensive part."""
+    capacity_need_flops_per_s(request, limits)
     return atlas_jobs.plan_job(request, limits.dataset_spectra_max, limits.checkpoint_chunk_rows)
 
 
@@ -121,8 +145,10 @@ def submit_job(
     request: SubmitJobRequest,
     plan: atlas_jobs.JobPlan,
     now_ms: int,
+    limits: MeshLimits,
 ) -> JobView:
     """Queue a planned job's blocks and units, all in one transaction."""
+    capacity_need = capacity_need_flops_per_s(request, limits)
     job_id = secrets.token_hex(16)
     session = uow.session
     job = JobRow(
@@ -139,6 +165,7 @@ def submit_job(
         work_flops_total=plan.work_flops_total,
         work_flops_done=0,
         created_at_ms=now_ms,
+        capacity_flops_per_s_min=capacity_need,
     )
     session.add(job)
     session.flush()
@@ -1076,6 +1103,9 @@ def _job_view(uow: UnitOfWork, job: JobRow) -> JobView:
         started_at_ms=job.started_at_ms,
         finished_at_ms=job.finished_at_ms,
         product_sha256=product_sha256,
+        capacity_flops_per_s_min=None
+        if job.capacity_flops_per_s_min is None
+        else str(job.capacity_flops_per_s_min),
         nodes=[
             NodeContribution(
                 node_id=node_id,

@@ -49,6 +49,9 @@ class JobRow(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     started_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     finished_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The hot capacity the job needs while it runs (the pool manager promotes cold nodes
+    # when hot falls below it); None when the submitter stated none. Migration 0013.
+    capacity_flops_per_s_min: Mapped[int | None] = mapped_column(ExactInteger(), nullable=True)
 
 
 class BlockRow(Base):
