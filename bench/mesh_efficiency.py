@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -154,20 +154,68 @@ def _busy_s() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
 
 
-def _own_s() -> float:
-    """CPU seconds of this process and its waited-for descendants (every process the
-    benchmark starts is waited for, the sandboxed units by their node agents)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+class _TreeCpu:
+    """CPU seconds of this process and all its descendants, sampled from /proc.
+
+    A sandbox killed at the end is never waited for by its parent, so its units' CPU
+    never reaches RUSAGE_CHILDREN: each descendant's CPU is read while it lives instead
+    (every SAMPLE_S; what one uses in its last interval is missed).
+    """
+
+    SAMPLE_S = 0.1
+
+    def __init__(self) -> None:
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _TreeCpu:
+        self._sample()  # the tree as it stands, before the thread samples on
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def total_s(self) -> float:
+        return sum(self.seen.values())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.SAMPLE_S):
+            self._sample()
+        self._sample()
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        parents, cpu = {}, {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / self.tick
+        for pid, used_s in cpu.items():
+            ancestor = pid
+            while ancestor not in (me, 0, 1) and ancestor in parents:
+                ancestor = parents[ancestor]
+            if ancestor == me:
+                self.seen[pid] = max(used_s, self.seen.get(pid, 0.0))
 
 
 def _measured(run: Callable[[], T]) -> tuple[T, float]:
     """What ``run`` returns, and the cores other processes of the machine used meanwhile."""
-    busy, own, started = _busy_s(), _own_s(), time.perf_counter()
-    value = run()
-    elapsed_s = time.perf_counter() - started
-    return value, max(0.0, (_busy_s() - busy) - (_own_s() - own)) / elapsed_s
+    with _TreeCpu() as tree:
+        busy, started = _busy_s(), time.perf_counter()
+        own_before = tree.total_s()
+        value = run()
+        elapsed_s = time.perf_counter() - started
+        busy_s = _busy_s() - busy
+    return value, max(0.0, busy_s - (tree.total_s() - own_before)) / elapsed_s
 
 
 def main() -> None:
