@@ -3,9 +3,12 @@
 A real coordinator process (SQLite in a temporary directory, or --db URL) serves many
 simulated nodes, each a thread in one of two load-generator processes. Every request
 is signed and checked, every result is signed, checked, decoded and stored. Results
-are computed before the clock starts, so the load generator spends its time on HTTP
-and signatures. The baseline, measured in the same run against the same server with
-the same concurrency, is the no-op endpoint GET /v1/health.
+are computed before the clock starts, and the load generator is kept light (plain JSON
+over httpx, no models), so it spends its time on HTTP and signatures: it shares the two
+cores with the coordinator, and its CPU seconds are printed. Nodes lease and submit in
+batches (--units-per-request), as a node with units this small would. The baseline,
+measured in the same run against the same server with the same concurrency, is the
+no-op endpoint GET /v1/health.
 
     python bench/coordinator.py [--units-per-request 32] [--nodes 16] [--spectra 2048]
 
@@ -15,11 +18,15 @@ Target (issue 3): >= 1,000 units/s on SQLite on 2 cores.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
+import os
+import resource
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +43,28 @@ NO_REPLICATION = {"NEXAPOD_VALIDATION_QUORUM": "1"}
 
 from tests.processes import CoordinatorProcess  # noqa: E402
 
-from nexapod.crypto import SigningKey, b64encode, sha256_hex, sign_document  # noqa: E402
+from nexapod.crypto import (  # noqa: E402
+    SigningKey,
+    b64encode,
+    sha256_hex,
+    sign_document,
+    sign_request,
+)
 from nexapod.node.client import CoordinatorClient, Signer  # noqa: E402
 from nexapod.node.home import node_registration, user_registration  # noqa: E402
 from nexapod.protocol.v1 import (  # noqa: E402
     PURPOSE_RESULT,
-    ResultDocument,
-    ResultItem,
     SubmitJobRequest,
     SyntheticDataset,
 )
 from nexapod.workloads import atlas  # noqa: E402
 
 TARGET_UNITS_PER_S = 1000
+# A phase during which other processes used more than this many cores is flagged.
+OTHER_LOAD_MAX = 0.1
 PARAMS: dict[str, int | str] = {"block_size": 16, "k": 4, "embedding_dim": 8}
-_RESULTS: dict[tuple[int, int], bytes] = {}
+# each unit's result: the SHA-256 and base64 of its bytes, computed before the clock starts
+_RESULTS: dict[tuple[int, int], tuple[str, str]] = {}
 
 
 def _precompute(n_spectra: int) -> None:
@@ -60,7 +74,8 @@ def _precompute(n_spectra: int) -> None:
         row = embeddings[shape.row_start : shape.row_stop]
         col = embeddings[shape.col_start : shape.col_stop]
         result = atlas.compute_unit(row, col, shape, params.k)
-        _RESULTS[(shape.block_row, shape.block_col)] = atlas.encode_unit_result(result)
+        data = atlas.encode_unit_result(result, shape)
+        _RESULTS[(shape.block_row, shape.block_col)] = (sha256_hex(data), b64encode(data))
 
 
 def _register(url: str, count: int) -> list[tuple[str, bytes]]:
@@ -81,34 +96,47 @@ def _register(url: str, count: int) -> list[tuple[str, bytes]]:
     return nodes, user  # type: ignore[return-value]
 
 
+def _post(client: httpx.Client, key: SigningKey, key_id: str, path: str, body: bytes) -> Any:
+    """A signed POST, its JSON answer (raises on an error status)."""
+    signature = sign_request(
+        key, key_id=key_id, method="POST", path=path, body=body, timestamp_s=int(time.time())
+    )
+    headers = {"content-type": "application/json", **signature.headers()}
+    response = client.post(path, content=body, headers=headers)
+    response.raise_for_status()
+    return response.json()
+
+
 def _node_loop(url: str, node_id: str, seed: bytes, units_per_request: int, counter: Any) -> None:
+    """One simulated node, kept light (plain JSON, no models): what it costs is the load
+    generator's, on the same two cores as the coordinator. Every lease request and every
+    result is still signed, as a node signs them."""
     key = SigningKey.from_seed(seed)
-    with CoordinatorClient(url, Signer(key, f"node:{node_id}"), timeout_s=120) as client:
+    key_id = f"node:{node_id}"
+    lease_body = json.dumps({"units_max": units_per_request}).encode()
+    with httpx.Client(base_url=url, timeout=120) as client:
         while True:
-            grants = client.lease(units_per_request).leases
+            grants = _post(client, key, key_id, "/v1/leases", lease_body)["leases"]
             if not grants:
                 return
             items = []
             for grant in grants:
-                shape = grant.unit_spec["shape"]
-                data = _RESULTS[(shape["block_row"], shape["block_col"])]
-                document = ResultDocument(
-                    node_id=node_id,
-                    job_id=grant.job_id,
-                    unit_id=grant.unit_id,
-                    lease_id=grant.lease_id,
-                    result_sha256=sha256_hex(data),
-                    runner_tree_hash="ab" * 32,
-                    compute_ms=1,
-                )
-                items.append(
-                    ResultItem(
-                        document=document,
-                        signature=sign_document(key, PURPOSE_RESULT, document.model_dump()),
-                        result_b64=b64encode(data),
-                    )
-                )
-            client.submit_results(items)
+                shape = grant["unit_spec"]["shape"]
+                data_sha256, data_b64 = _RESULTS[(shape["block_row"], shape["block_col"])]
+                document = {
+                    "node_id": node_id,
+                    "job_id": grant["job_id"],
+                    "unit_id": grant["unit_id"],
+                    "lease_id": grant["lease_id"],
+                    "result_sha256": data_sha256,
+                    "runner_tree_hash": "ab" * 32,
+                    "compute_ms": 1,
+                }
+                signature = sign_document(key, PURPOSE_RESULT, document)
+                items.append({"document": document, "signature": signature, "result_b64": data_b64})
+            body = json.dumps({"results": items}).encode()
+            acks = _post(client, key, key_id, "/v1/results", body)["acks"]
+            assert len(acks) == len(items)
             with counter.get_lock():
                 counter.value += len(items)
 
@@ -140,7 +168,41 @@ def _noop_worker(url: str, threads_count: int, duration_s: float, counter: Any) 
         thread.join()
 
 
-def _run_processes(target: Any, args_per_process: list[tuple[Any, ...]]) -> float:
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a live process and its live descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+        pending += [int(child) for child in children]
+    return total
+
+
+def _busy_s() -> float:
+    """CPU seconds all processes of the machine have used (Linux /proc/stat)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """One timed phase: its wall time and who used the CPU meanwhile (seconds)."""
+
+    wall_s: float
+    coordinator_cpu_s: float
+    generator_cpu_s: float
+    other_cpu_s: float
+
+
+def _run_processes(target: Any, args_per_process: list[tuple[Any, ...]], server_pid: int) -> _Phase:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    coordinator_s, busy_s = _tree_cpu_s(server_pid), _busy_s()
     started = time.perf_counter()
     processes = [multiprocessing.Process(target=target, args=args) for args in args_per_process]
     for process in processes:
@@ -148,7 +210,12 @@ def _run_processes(target: Any, args_per_process: list[tuple[Any, ...]]) -> floa
     for process in processes:
         process.join()
         assert process.exitcode == 0, "a load generator failed"
-    return time.perf_counter() - started
+    wall_s = time.perf_counter() - started
+    coordinator_s = _tree_cpu_s(server_pid) - coordinator_s
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    generator_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    other_s = max(0.0, _busy_s() - busy_s - coordinator_s - generator_s)
+    return _Phase(wall_s, coordinator_s, generator_s, other_s)
 
 
 def main() -> None:
@@ -178,9 +245,12 @@ def main() -> None:
                 job = client.submit_job(request)
             counter = multiprocessing.Value("q", 0)
             shares = [nodes[i :: args.processes] for i in range(args.processes)]
-            elapsed_s = _run_processes(
-                _worker, [(server.url, share, args.units_per_request, counter) for share in shares]
+            work = _run_processes(
+                _worker,
+                [(server.url, share, args.units_per_request, counter) for share in shares],
+                server.process.pid,
             )
+            elapsed_s = work.wall_s
             with CoordinatorClient(server.url) as client:
                 view = client.get_job(job.job_id)
             assert view.units_done == view.units_total == counter.value, "every unit counted once"
@@ -188,11 +258,12 @@ def main() -> None:
             requests_per_s = 2 * view.units_total / args.units_per_request / elapsed_s
 
             noop_counter = multiprocessing.Value("q", 0)
-            noop_s = _run_processes(
+            noop = _run_processes(
                 _noop_worker,
                 [(server.url, len(share), min(elapsed_s, 10.0), noop_counter) for share in shares],
+                server.process.pid,
             )
-            noop_per_s = noop_counter.value / noop_s
+            noop_per_s = noop_counter.value / noop.wall_s
         finally:
             server.stop()
     print(
@@ -210,6 +281,15 @@ def main() -> None:
     print(f"  baseline no-op GET /v1/health: {noop_per_s:10,.0f} requests/s")
     print(f"  ratio, unit requests to no-op requests: {requests_per_s / noop_per_s:.2f}")
     print(f"  ratio, units to no-op requests:         {units_per_s / noop_per_s:.2f}")
+    units = view.units_total
+    print(
+        f"  CPU per unit: coordinator {work.coordinator_cpu_s / units * 1e3:.3f} ms, "
+        f"load generator {work.generator_cpu_s / units * 1e3:.3f} ms"
+    )
+    for name, phase in (("units", work), ("no-op", noop)):
+        other_cores = phase.other_cpu_s / phase.wall_s
+        flag = "  (unreliable: the machine was shared)" if other_cores > OTHER_LOAD_MAX else ""
+        print(f"  other processes during the {name} phase: {other_cores:.2f} cores{flag}")
 
 
 if __name__ == "__main__":

@@ -40,22 +40,20 @@ HEADER_BYTES = 20
 def nudged(data: bytes, seed: bytes) -> bytes:
     """A wrong result of the same shape: every similarity lowered by its own noise drawn
     from ``seed``, each list sorted again, so that it passes every format check."""
-    _, _, n_rows, n_cols, k = struct.unpack_from("<4sIIII", data)
-    n_entries = (n_rows + n_cols) * k
+    _, result_format, n_rows, n_cols, k = struct.unpack_from("<4sIIII", data)
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed).digest()[:8], "big"))
     body = bytearray(data)
-    ids = np.frombuffer(data, "<i8", n_rows * k, HEADER_BYTES)
-    sims_at = HEADER_BYTES + 8 * n_rows * k
-    lists = [(sims_at, n_rows)]
-    col_ids_at = sims_at + 4 * n_rows * k
-    lists.append((col_ids_at + 8 * n_cols * k, n_cols))
+    if result_format == 2:  # row sims, then col sims, then the ids
+        lists = [(HEADER_BYTES, n_rows), (HEADER_BYTES + 4 * n_rows * k, n_cols)]
+    else:  # row ids, row sims, col ids, col sims
+        sims_at = HEADER_BYTES + 8 * n_rows * k
+        lists = [(sims_at, n_rows), (sims_at + 4 * n_rows * k + 8 * n_cols * k, n_cols)]
     for start, count in lists:
         sims = np.frombuffer(data, "<f4", count * k, start).reshape(count, k).copy()
         finite = np.isfinite(sims)
         sims[finite] -= rng.uniform(0.01, 0.05, int(finite.sum())).astype(np.float32)
         sims = -np.sort(-sims, axis=1)
         body[start : start + 4 * count * k] = sims.astype("<f4").tobytes()
-    assert ids.size + n_cols * k == n_entries
     return bytes(body)
 
 
@@ -95,8 +93,8 @@ class CheatingAgent(NodeAgent):
             copied = self.seen.get(len(data))
             self.seen.setdefault(len(data), data)
             data = copied if copied is not None and copied != data else nudged(data, b"copy")
-        item = self._result_item(grant, data, wall_s).model_dump()
-        document = item["document"]
+        document = self._result_document(grant, data, wall_s).model_dump()
+        item = _item(document, self.key, data)
         if mode == "inflated":
             return _item({**document, "work_flops": str(10**18)}, self.key, data)
         if mode == "runner":

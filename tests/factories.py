@@ -112,7 +112,10 @@ def signed(
     *,
     timestamp_s: int | None = None,
     raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
+    """A request signed by ``actor``; ``raw`` replaces the JSON body, ``headers`` add to
+    (or replace) the content type."""
     content = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     signature = sign_request(
         actor.key,
@@ -122,8 +125,8 @@ def signed(
         body=content,
         timestamp_s=int(time.time()) if timestamp_s is None else timestamp_s,
     )
-    headers = {"content-type": "application/json", **signature.headers()}
-    return api.request(method, path, content=content, headers=headers)
+    sent = {"content-type": "application/json", **(headers or {}), **signature.headers()}
+    return api.request(method, path, content=content, headers=sent)
 
 
 def result_item(node: Actor, grant: LeaseGrant, data: bytes, **overrides: Any) -> dict[str, Any]:

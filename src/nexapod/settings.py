@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     pools_manage_interval_s: float = Field(5.0, ge=0.1, le=3600.0)
     pool_idle_s: int = Field(300, ge=1, le=7 * 86_400)
     pool_lost_s: int = Field(120, ge=1, le=7 * 86_400)
+    # A lost node away this long is written off: the disruption it caused is over and its
+    # stand-ins go back to cold (unless a job's capacity need still wants them). Counted
+    # from when it was found lost; it may still come back and rejoin like any node.
+    pool_write_off_s: int = Field(86_400, ge=60, le=30 * 86_400)
+    # The largest capacity need (FLOP/s) a job may state: a need the network cannot meet
+    # would hold every cold node in hot for as long as the job runs.
+    job_capacity_flops_per_s_max: int = Field(10**20, ge=1, le=10**30 - 1)
     rewards_settle_auto: bool = True
     # Tampering blacklists the node and its machine; and its user too when this is true.
     blacklist_user_on_tampering: bool = True

@@ -67,6 +67,14 @@ def test_the_dominant_user_never_passes_the_cap_once_it_binds(
     ]
     assert len(binding) == cap["epochs_binding"]
     assert max(binding) <= float(POLICY.max_user_share)
+    serving = [  # promoted cold stand-ins are hot capacity: the cap counts them too
+        share
+        for share, binds in zip(
+            series["dominant_share_with_promoted"], series["share_cap_binds"], strict=True
+        )
+        if binds
+    ]
+    assert serving == binding
     assert max(binding) > 0.3, "the dominant user presses against the cap"
     assert cap["dominant_parked_final"] > 0, "and has nodes parked in warm for it"
 

@@ -24,7 +24,7 @@ def _compute(grant: LeaseGrant, embeddings: object) -> bytes:
     shape = atlas.UnitShape.from_dict(spec["shape"])
     row = embeddings[shape.row_start : shape.row_stop]  # type: ignore[index]
     col = embeddings[shape.col_start : shape.col_stop]  # type: ignore[index]
-    return atlas.encode_unit_result(atlas.compute_unit(row, col, shape, spec["params"]["k"]))
+    return atlas.encode_unit_result(atlas.compute_unit(row, col, shape, spec["params"]["k"]), shape)
 
 
 def test_concurrent_results_and_expiry_lose_no_update(api: TestClient) -> None:
@@ -46,8 +46,9 @@ def test_concurrent_results_and_expiry_lose_no_update(api: TestClient) -> None:
                 item = ResultItem.model_validate(
                     result_item(node, grant, _compute(grant, embeddings))
                 )
+                uploads = service.decode_result_items([item], ctx.limits)
                 with ctx.read_uow() as uow:
-                    checked = service.check_results(uow, node.name, [item], ctx.limits)
+                    checked = service.check_results(uow, node.name, uploads, ctx.limits)
                 # submit twice, concurrently with everyone else: counted once
                 for _ in range(2):
                     with ctx.uow() as uow:

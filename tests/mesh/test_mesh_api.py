@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from nexapod.coordinator.app import create_app
 from nexapod.coordinator.maintenance import run_maintenance_once
-from nexapod.crypto import b64encode, sha256_hex
-from nexapod.protocol.v1 import LeaseGrant
+from nexapod.crypto import SigningKey, b64encode, sha256_hex
+from nexapod.protocol.v1 import HEADER_RESULT_DOCUMENT, HEADER_RESULT_SIGNATURE, LeaseGrant
 from nexapod.settings import Settings
 from nexapod.workloads import atlas
 from tests.factories import Actor, make_node, make_user, result_item, signed
@@ -89,7 +90,7 @@ def _compute(api: TestClient, grant: LeaseGrant) -> bytes:
         if shape.is_diagonal
         else atlas.decode_block(blocks[1], shape.n_cols, params.embedding_dim)
     )
-    return atlas.encode_unit_result(atlas.compute_unit(row, col, shape, params.k))
+    return atlas.encode_unit_result(atlas.compute_unit(row, col, shape, params.k), shape)
 
 
 def _submit_results(api: TestClient, node: Actor, clock: Clock, items: list[dict[str, Any]]) -> Any:
@@ -163,16 +164,16 @@ def test_duplicate_result_is_idempotent_and_a_different_one_conflicts(
     assert view["units_done"] == 1
     assert view["work_flops_done"] == grant.work_flops
 
-    result = atlas.decode_unit_result(
-        data, atlas.UnitShape.from_dict(grant.unit_spec["shape"]), K, N_SPECTRA
-    )
+    shape = atlas.UnitShape.from_dict(grant.unit_spec["shape"])
+    result = atlas.decode_unit_result(data, shape, K, N_SPECTRA)
     other = atlas.encode_unit_result(
         atlas.UnitResult(
             result.row_ids,
             result.row_sims * np.float32(0.5),
             result.col_ids,
             result.col_sims * np.float32(0.5),
-        )
+        ),
+        shape,
     )
     conflict = _submit_results(mesh_api, node, clock, [result_item(node, grant, other)])
     assert conflict.status_code == 409
@@ -352,3 +353,142 @@ def test_mgf_job_builds_the_atlas_of_the_file(
     refused = signed(mesh_api, alice, "POST", "/v1/jobs", broken, timestamp_s=clock.s)
     assert refused.status_code == 422
     assert refused.json()["code"] == "workload.dataset_invalid"
+
+
+def _upload(
+    api: TestClient,
+    node: Actor,
+    clock: Clock,
+    grant: LeaseGrant,
+    data: bytes,
+    *,
+    document: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """``POST /v1/leases/{id}/result``: the bytes as the body, the signed document in
+    headers (``document`` overrides its fields, ``headers`` the headers)."""
+    item = result_item(node, grant, data, document=document or {})
+    sent = {
+        "content-type": "application/octet-stream",
+        HEADER_RESULT_DOCUMENT: b64encode(json.dumps(item["document"]).encode()),
+        HEADER_RESULT_SIGNATURE: item["signature"],
+        **(headers or {}),
+    }
+    path = f"/v1/leases/{grant.lease_id}/result"
+    return signed(api, node, "POST", path, raw=data, headers=sent, timestamp_s=clock.s)
+
+
+def test_a_result_uploaded_as_bytes_is_accepted_once(
+    mesh_api: TestClient, clock: Clock, actors: tuple[Actor, Actor, Actor]
+) -> None:
+    alice, node, _ = actors
+    job = _submit(mesh_api, alice, clock)
+    (grant,) = _lease(mesh_api, node, clock, 1)
+    data = _compute(mesh_api, grant)
+
+    first = _upload(mesh_api, node, clock, grant, data)
+    again = _upload(mesh_api, node, clock, grant, data)
+
+    assert first.status_code == 200, first.text
+    assert first.json()["acks"] == [
+        {
+            "lease_id": grant.lease_id,
+            "unit_id": grant.unit_id,
+            "status": "accepted",
+            "verified_flops": grant.work_flops,
+        }
+    ]
+    assert again.json()["acks"][0]["status"] == "duplicate"
+    view = mesh_api.get(f"/v1/jobs/{job['job_id']}").json()
+    assert view["units_done"] == 1
+    assert view["work_flops_done"] == grant.work_flops
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "code"),
+    [
+        ("document not base64", 422, "protocol.result_document_invalid"),
+        ("document not json", 422, "protocol.result_document_invalid"),
+        ("document extra field", 422, "protocol.result_document_invalid"),
+        ("document of another lease", 422, "protocol.result_lease_mismatch"),
+        ("no document", 422, None),
+        ("signature malformed", 422, None),
+        ("bytes not the signed hash", 422, "protocol.result_hash_mismatch"),
+        ("bytes malformed", 422, "workload.result_malformed"),
+        ("bytes too large", 413, None),
+        ("request unsigned", 401, "auth.signature_missing"),
+    ],
+)
+def test_a_bad_byte_upload_is_refused_and_changes_nothing(
+    mesh_api: TestClient,
+    clock: Clock,
+    actors: tuple[Actor, Actor, Actor],
+    case: str,
+    status: int,
+    code: str | None,
+) -> None:
+    alice, node, _ = actors
+    job = _submit(mesh_api, alice, clock)
+    grant, other = _lease(mesh_api, node, clock, 2)
+    data = _compute(mesh_api, grant)
+    path = f"/v1/leases/{grant.lease_id}/result"
+    if case == "document not base64":
+        response = _upload(
+            mesh_api, node, clock, grant, data, headers={HEADER_RESULT_DOCUMENT: "*"}
+        )
+    elif case == "document not json":
+        bad = {HEADER_RESULT_DOCUMENT: b64encode(b"{not json")}
+        response = _upload(mesh_api, node, clock, grant, data, headers=bad)
+    elif case == "document extra field":
+        response = _upload(mesh_api, node, clock, grant, data, document={"flops": 1})
+    elif case == "document of another lease":
+        moved = {"lease_id": other.lease_id, "unit_id": other.unit_id}
+        response = _upload(mesh_api, node, clock, grant, data, document=moved)
+    elif case == "no document":
+        item = result_item(node, grant, data)
+        headers = {HEADER_RESULT_SIGNATURE: item["signature"]}
+        response = signed(mesh_api, node, "POST", path, raw=data, headers=headers)
+    elif case == "signature malformed":
+        bad = {HEADER_RESULT_SIGNATURE: "not-a-signature"}
+        response = _upload(mesh_api, node, clock, grant, data, headers=bad)
+    elif case == "bytes not the signed hash":
+        response = _upload(mesh_api, node, clock, grant, data, document={"result_sha256": "0" * 64})
+    elif case == "bytes malformed":
+        response = _upload(mesh_api, node, clock, grant, data[:-6])
+    elif case == "bytes too large":
+        limit = mesh_api.app.state.context.limits.result_bytes_max
+        response = _upload(mesh_api, node, clock, grant, b"\0" * (limit + 1))
+    else:
+        item = result_item(node, grant, data)
+        headers = {
+            HEADER_RESULT_DOCUMENT: b64encode(json.dumps(item["document"]).encode()),
+            HEADER_RESULT_SIGNATURE: item["signature"],
+        }
+        response = mesh_api.post(path, content=data, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    if code is not None:
+        assert response.json()["code"] == code
+    view = mesh_api.get(f"/v1/jobs/{job['job_id']}").json()
+    assert view["units_done"] == 0
+    assert view["units_leased"] == 2
+    assert _upload(mesh_api, node, clock, grant, data).json()["acks"][0]["status"] == "accepted"
+
+
+def test_a_byte_upload_signed_by_another_key_blacklists_its_node(
+    mesh_api: TestClient, clock: Clock, actors: tuple[Actor, Actor, Actor]
+) -> None:
+    alice, node, _ = actors
+    _submit(mesh_api, alice, clock)
+    (grant,) = _lease(mesh_api, node, clock, 1)
+    data = _compute(mesh_api, grant)
+    forged = result_item(Actor(SigningKey.generate(), node.key_id), grant, data)["signature"]
+
+    response = _upload(
+        mesh_api, node, clock, grant, data, headers={HEADER_RESULT_SIGNATURE: forged}
+    )
+
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "auth.result_signature_invalid"
+    again = _upload(mesh_api, node, clock, grant, data)
+    assert again.json()["code"] == "registry.blacklisted"

@@ -480,8 +480,8 @@ def test_a_lost_unit_resumes_from_its_signed_checkpoint_on_another_node(
         row, col, shape, params.k, 96, resume=atlas.decode_checkpoint(served, shape, params.k, 96)
     )
     whole = compute_unit_chunked(row, col, shape, params.k, 96)
-    data = atlas.encode_unit_result(resumed)
-    assert data == atlas.encode_unit_result(whole)
+    data = atlas.encode_unit_result(resumed, shape)
+    assert data == atlas.encode_unit_result(whole, shape)
     acks = _submit_results(chunked_api, node_b, clock, [result_item(node_b, again, data)])
     assert acks.json()["acks"][0]["status"] == "accepted"
     # the unit's history shows both leases and what became of each

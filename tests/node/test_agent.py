@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nexapod.cli.node import init_node, register_node
-from nexapod.crypto import SigningKey
+from nexapod.crypto import SigningKey, sha256_hex
 from nexapod.node.agent import AgentConfig, NodeAgent
 from nexapod.node.cache import BlockCache
 from nexapod.node.client import CoordinatorClient, Signer
@@ -67,16 +67,18 @@ def _agent(tmp_path: Path, url: str, command: list[str], memory_bytes_max: int) 
     def unit_command(_grant: LeaseGrant, _scratch: Path) -> list[str]:
         return command
 
+    home.inputs_dir.mkdir()
     return NodeAgent(
         node_id=node_id,
         key=key,
         runner_tree_hash=home.state()["runner_tree_hash"],
         client=CoordinatorClient(url, Signer(key, f"node:{node_id}")),
-        executor=make_executor("bwrap"),
+        executor=make_executor("bwrap", readable_dirs=[home.inputs_dir]),
         scratch_root=home.scratch_dir,
         cache=BlockCache(home.block_cache_dir, 64 * MIB),
         config=AgentConfig(units_max=1, prefetch_units=0, memory_bytes_max=memory_bytes_max),
         unit_command=unit_command,
+        inputs_root=home.inputs_dir,
     )
 
 
@@ -101,8 +103,9 @@ def _submit(tmp_path: Path, url: str) -> str:
         ),
         ("open('{outside}', 'w').write('escaped')", "failed", "Error"),
         ("import numpy; numpy.ones(1 << 30)", "memory", "memory"),
+        ("open('in/block_row.npy', 'r+b').write(b'forged')", "failed", "read-only"),
     ],
-    ids=["socket", "write-outside-scratch", "memory"],
+    ids=["socket", "write-outside-scratch", "memory", "write-its-input"],
 )
 def test_hostile_unit_fails_cleanly_and_is_reported(
     coordinator: CoordinatorProcess,
@@ -128,6 +131,10 @@ def test_hostile_unit_fails_cleanly_and_is_reported(
     assert says.lower() in event.detail.lower()
     assert connections == []
     assert not outside.exists()
+    cached = list((tmp_path / "node" / "cache" / "blocks").iterdir())
+    assert cached, "the unit's block came through the cache"
+    for block in cached:  # inputs are linked, not copied: the cache must be untouched
+        assert sha256_hex(block.read_bytes()) == block.name
     with CoordinatorClient(coordinator.url) as client:
         job = client.get_job(job_id)
     assert job.status == "running"

@@ -577,6 +577,24 @@ def test_docker_argv_isolates_network_root_memory_and_mounts_only_scratch(
     assert len([arg for arg in argv if arg == "-v"]) == 1  # scratch is the only mount
 
 
+def test_docker_argv_mounts_the_readable_inputs_read_only(tmp_path: Path) -> None:
+    scratch, inputs = tmp_path / "scratch", tmp_path / "inputs"
+    argv = docker_argv(
+        "docker",
+        "image",
+        ["python"],
+        scratch_dir=scratch,
+        limits=LIMITS,
+        env={},
+        container_name="c",
+        uid=0,
+        gid=0,
+        readable_dirs=[inputs],
+    )
+    mounts = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-v"]
+    assert mounts == [f"{scratch}:{scratch}:rw", f"{inputs}:{inputs}:ro"]
+
+
 def test_docker_argv_refuses_a_scratch_path_docker_would_misparse(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot mount"):
         docker_argv(

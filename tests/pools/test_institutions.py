@@ -80,7 +80,9 @@ def test_capacity_past_the_floor_makes_a_contributor_institutional(
         )
         uow.commit()
     with uow_factory() as uow:
-        moves = manage_pools(uow.session, POLICY, 20, idle_s=10**6, lost_s=10**6)
+        moves = manage_pools(
+            uow.session, POLICY, 20, idle_s=10**6, lost_s=10**6, write_off_s=86_400
+        )
         uow.commit()
     assert [(m.node_id, m.to_pool, m.reason) for m in moves] == [
         ("big-1", "institutional", "capacity")

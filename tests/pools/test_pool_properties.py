@@ -1,7 +1,10 @@
 """Property tests of pools and settlement (hypothesis): after any sequence of joins,
-leaves, failures and recoveries, the share cap holds once it binds, cold capacity sits
-in its band whenever whole volunteers allow it, and every settlement keeps the ledger
-balanced. Pure rules throughout: the pool manager's and the ledger's own arithmetic."""
+leaves, failures, recoveries, write-offs and changes of the jobs' capacity need, the share
+cap holds once it binds (stand-ins counted), stand-ins cover what the disruption owes
+unless no cold node fits under the cap, none remain once nothing is owed, cold capacity
+sits in its band whenever whole volunteers allow it, and every settlement keeps the
+ledger balanced. Pure rules throughout: the pool manager's and the ledger's own
+arithmetic, in the manager's order."""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from nexapod.ledger.accounts import may_go_negative, parse_account_id
 from nexapod.ledger.rules import Account, apply_batch
 from nexapod.policy import default_policy
-from nexapod.pools import rules
+from nexapod.pools import disruption, rules
+from nexapod.pools.disruption import Disruption
 from nexapod.pools.rules import Member
 from nexapod.pools.settle import NodeWork, settle_epoch_lines, settlement_transfers
 
@@ -23,6 +27,7 @@ POLICY = default_policy()
 T = 10**12
 USERS = ["whale", "ann", "bob", "cat", "dan", "eve"]
 capacities = st.sampled_from([1 * T, 2 * T, 5 * T, 20 * T, 100 * T, 500 * T, 10**18])
+needs = st.sampled_from([None, 0, 10 * T, 200 * T, 1000 * T, 10**16])  # None: no job runs
 
 
 def _account(account_id: str) -> Account:
@@ -36,7 +41,9 @@ class PoolMachine(RuleBasedStateMachine):
         super().__init__()
         self.members: list[Member] = []
         self.now_ms = 0
-        self.lost: set[str] = set()
+        self.lost: set[str] = set()  # lost regular hot nodes, still owed
+        self.need: int | None = 0  # the running jobs' capacity need; None: no job runs
+        self.before_cold_band: list[Member] = []  # the pool once stand-ins were promoted
         self.accounts: dict[str, Account] = {}
         self.epoch = 0
         self.treasury_funded = 0
@@ -49,13 +56,28 @@ class PoolMachine(RuleBasedStateMachine):
     def _apply(self, moves: list[rules.Move]) -> None:
         self.members = rules.apply_moves(self.members, moves, self._tick())
 
+    def _disruption(self) -> Disruption:
+        if self.need is None:
+            return Disruption(0, 0)
+        by_id = {m.node_id: m for m in self.members}
+        lost = sum(rules.counted_capacity(by_id[n], POLICY) for n in self.lost)
+        return Disruption(lost_flops_per_s=lost, need_flops_per_s=self.need)
+
+    def _owed(self) -> int:
+        return disruption.stand_ins_owed_flops_per_s(self.members, self._disruption(), POLICY)
+
     def _manage(self) -> None:
         """The manager's pass, in the service's order (institutions aside)."""
         self.lost = {
             n for n in self.lost if any(m.node_id == n and m.pool == "none" for m in self.members)
         }
-        self._apply(rules.disruption_over(self.members, disrupted=bool(self.lost)))
+        self._apply(disruption.return_stand_ins(self.members, self._owed(), POLICY))
         self._apply(rules.rebalance(self.members, POLICY))
+        lost = self._disruption().lost_flops_per_s
+        self._apply(disruption.promote_stand_ins(self.members, lost, "failover", POLICY))
+        owed = self._owed()
+        self._apply(disruption.promote_stand_ins(self.members, owed, "capacity_need", POLICY))
+        self.before_cold_band = list(self.members)
         self._apply(rules.manage_cold(self.members, POLICY))
 
     @rule(
@@ -93,8 +115,10 @@ class PoolMachine(RuleBasedStateMachine):
     def fail(self, data: st.DataObject) -> None:
         hot = [m for m in self.members if m.pool == "hot"]
         lost = data.draw(st.sampled_from(hot))
-        self._apply(rules.failover(self.members, [lost.node_id], POLICY))
-        self.lost.add(lost.node_id)
+        moves = disruption.lose(self.members, [lost.node_id])
+        self._apply(moves)
+        if moves[0].reason == "lost":  # a lost stand-in owes nothing of its own
+            self.lost.add(lost.node_id)
         self._manage()
 
     @precondition(lambda self: bool(self.lost))
@@ -103,6 +127,19 @@ class PoolMachine(RuleBasedStateMachine):
         node_id = data.draw(st.sampled_from(sorted(self.lost)))
         member = next(m for m in self.members if m.node_id == node_id)
         self._apply(rules.admit(member, self.members, {}, POLICY))
+        self._manage()
+
+    @precondition(lambda self: bool(self.lost))
+    @rule(data=st.data())
+    def write_off(self, data: st.DataObject) -> None:
+        """A lost node away past the grace: its capacity is no longer owed."""
+        self.lost.discard(data.draw(st.sampled_from(sorted(self.lost))))
+        self._manage()
+
+    @rule(need=needs)
+    def need_changes(self, need: int | None) -> None:
+        """A job with a capacity need starts or ends (None: no job runs at all)."""
+        self.need = need
         self._manage()
 
     @rule(
@@ -175,6 +212,29 @@ class PoolMachine(RuleBasedStateMachine):
     @invariant()
     def promoted_nodes_are_hot(self) -> None:
         assert all(m.pool == "hot" for m in self.members if m.promoted)
+
+    @invariant()
+    def no_stand_ins_once_nothing_is_owed(self) -> None:
+        if self._owed() == 0:
+            assert not any(m.promoted for m in self.members)
+
+    @invariant()
+    def stand_ins_cover_what_is_owed_unless_no_cold_node_fits(self) -> None:
+        pool = self.before_cold_band  # the cold band may add volunteers after promotions
+        if not pool:
+            return
+        owed = disruption.stand_ins_owed_flops_per_s(pool, self._disruption(), POLICY)
+        covered = sum(rules.counted_capacity(m, POLICY) for m in pool if m.promoted)
+        if covered >= owed:
+            return
+        by_user = rules.hot_capacity_by_user(pool, POLICY)
+        total = sum(by_user.values())
+        for m in pool:
+            if m.pool == "cold":
+                capacity = rules.counted_capacity(m, POLICY)
+                assert capacity == 0 or not rules.fits_under_cap(
+                    by_user, total, m.username, capacity, POLICY
+                )
 
 
 TestPools = PoolMachine.TestCase

@@ -98,29 +98,36 @@ def test_cold_band_promotes_volunteers_and_demotes_the_least_available() -> None
     assert (low, target, high) == (Decimal(10 * T), Decimal(15 * T), Decimal(20 * T))
 
 
-def test_failover_promotes_the_most_available_and_returns_them_after() -> None:
+def test_the_cap_counts_stand_ins_and_takes_them_back_first() -> None:
     members = [
-        node("h1", "alice", "hot", 8),
-        node("h2", "bob", "hot", 8),
-        node("c1", "carol", "cold", 4, availability_ppm=900_000),
-        node("c2", "dave", "cold", 4, availability_ppm=999_000),
-        node("c3", "erin", "cold", 4, availability_ppm=950_000),
+        node("a1", "alice", "hot", 10, since_ms=1),
+        node("b1", "bob", "hot", 10, since_ms=2),
+        node("c1", "carol", "hot", 10, since_ms=3),
+        node("a2", "alice", "hot", 2, since_ms=9, promoted=True),  # a stand-in
     ]
-    moves = rules.failover(members, ["h1"], POLICY)
-    assert moves == [
-        rules.Move("h1", "hot", "none", "lost"),
-        rules.Move("c2", "cold", "hot", "failover", promoted=True),
-        rules.Move("c3", "cold", "hot", "failover", promoted=True),
+    # stand-ins are hot capacity: alice holds 12 of 32 = 0.375 > 0.35
+    assert rules.hot_capacity_by_user(members, POLICY)["alice"] == 12 * T
+    # her stand-in goes back to cold before any of her own nodes (newest or not)
+    assert rules.rebalance(members, POLICY) == [rules.Move("a2", "hot", "cold", "share_cap")]
+    # and a newcomer of alice's is parked: with the stand-in she has no room
+    assert rules.admit(node("a3", "alice", tflops=1), members[:3], {}, POLICY) == [
+        rules.Move("a3", "none", "warm", "share_cap")
     ]
-    after = rules.apply_moves(members, moves, now_ms=10)
-    assert rules.disruption_over(after, disrupted=True) == []
-    back = rules.disruption_over(after, disrupted=False)
-    assert {(m.node_id, m.to_pool, m.reason) for m in back} == {
-        ("c2", "cold", "disruption_over"),
-        ("c3", "cold", "disruption_over"),
-    }
-    # promoted stand-ins are not counted against their users' shares
-    assert rules.hot_capacity_by_user(after, POLICY) == {"bob": 8 * T}
+
+
+def test_fits_under_cap_checks_everyone_when_a_newcomer_makes_it_bind() -> None:
+    by_user = {"alice": 10 * T, "bob": 10 * T}
+    total = 20 * T
+    # two users: the cap does not bind, a second alice node fits
+    assert rules.fits_under_cap(by_user, total, "alice", 10 * T, POLICY)
+    # a third user makes it bind: alice and bob at 10 of 21 each would be over
+    assert not rules.fits_under_cap(by_user, total, "carol", 1 * T, POLICY)
+    # with enough capacity the third user fits (10 of 30 each)
+    assert rules.fits_under_cap(by_user, total, "carol", 10 * T, POLICY)
+    # binding already: only the grower's own share is checked (exactly, at the boundary)
+    three = {"alice": 35 * T, "bob": 35 * T, "carol": 30 * T}
+    assert rules.fits_under_cap(three, 100 * T, "carol", 0, POLICY)
+    assert not rules.fits_under_cap(three, 100 * T, "alice", 1, POLICY)
 
 
 def test_a_move_must_start_where_the_node_is() -> None:

@@ -79,7 +79,6 @@ def credit(
                 work_flops=work_flops,
                 compute_ms=1,
                 received_at_ms=at_ms,
-                data=b"",
                 status=status,
                 validated_at_ms=validated_at_ms,
             )

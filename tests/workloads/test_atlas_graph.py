@@ -41,7 +41,7 @@ def _all_units(
     for shape in plan_units(n_spectra, block_size):
         block_row = embeddings[shape.row_start : shape.row_stop]
         block_col = embeddings[shape.col_start : shape.col_stop]
-        data = encode_unit_result(compute_unit(block_row, block_col, shape, k))
+        data = encode_unit_result(compute_unit(block_row, block_col, shape, k), shape)
         items.append((shape, decode_unit_result(data, shape, k, n_spectra)))
     return items
 

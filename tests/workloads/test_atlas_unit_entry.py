@@ -69,7 +69,7 @@ def test_subprocess_gives_the_in_process_bytes(
     # The unit ran with one BLAS thread; OpenBLAS rounds some products differently with
     # more threads, so compare like with like.
     with threadpool_limits(1):
-        expected = encode_unit_result(compute_unit(block_r, block_c, shape, PARAMS.k))
+        expected = encode_unit_result(compute_unit(block_r, block_c, shape, PARAMS.k), shape)
     assert read_unit_output(tmp_path) == expected
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["result.bin"]
 

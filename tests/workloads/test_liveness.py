@@ -49,7 +49,8 @@ def _independent_result_bytes(seed: str) -> bytes:
         col_ids=col_ids.astype(np.int64),
         col_sims=col_sims.astype(np.float32),
     )
-    return atlas.encode_unit_result(result)
+    shape = atlas.UnitShape(0, 1, 0, CHECK_ROWS, CHECK_ROWS, 2 * CHECK_ROWS)
+    return atlas.encode_unit_result(result, shape, result_format=1)
 
 
 def test_blocks_are_small_integers_from_the_seed() -> None:

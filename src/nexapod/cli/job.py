@@ -52,6 +52,15 @@ def submit(
     block_size: Annotated[int | None, typer.Option(help="Spectra per block.")] = None,
     k: Annotated[int | None, typer.Option("-k", help="Neighbours per spectrum.")] = None,
     user: Annotated[str | None, typer.Option(help="The submitting user.")] = None,
+    capacity_min: Annotated[
+        int | None,
+        typer.Option(
+            "--capacity-min",
+            min=1,
+            help="The hot capacity (FLOP/s) the job needs while it runs: below it, cold "
+            "nodes are promoted to make it up.",
+        ),
+    ] = None,
     keys_dir: KeysDirOption = None,
     wait: Annotated[bool, typer.Option(help="Follow the job until it ends.")] = False,
 ) -> None:
@@ -79,12 +88,19 @@ def submit(
         else:
             assert synthetic is not None
             source = SyntheticDataset(kind="synthetic", n_spectra=synthetic, seed=seed)
-        request = SubmitJobRequest(workload="atlas", params=params, dataset=source)
+        request = SubmitJobRequest(
+            workload="atlas",
+            params=params,
+            dataset=source,
+            capacity_flops_per_s_min=None if capacity_min is None else str(capacity_min),
+        )
         with CoordinatorClient(coordinator, signer) as client:
             job = client.submit_job(request)
+            need = job.capacity_flops_per_s_min
             console.print(
                 f"job {job.job_id}: {job.n_items} spectra, {job.units_total} units, "
-                f"{job.work_flops_total / 1e9:.1f} GFLOP",
+                f"{job.work_flops_total / 1e9:.1f} GFLOP"
+                + ("" if need is None else f", needs {int(need) / 1e12:,.3f} TFLOP/s of hot"),
                 highlight=False,
             )
             if wait:

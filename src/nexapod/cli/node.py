@@ -197,8 +197,12 @@ def run(
         configure_logging(log_level)
         node_home = _home(home)
         registered_at, node_id = node_home.registration()
+        node_home.inputs_dir.mkdir(parents=True, exist_ok=True)
         sandbox = make_executor(
-            executor, docker_image=docker_image, sandbox_reuse=not fresh_sandbox
+            executor,
+            docker_image=docker_image,
+            sandbox_reuse=not fresh_sandbox,
+            readable_dirs=[node_home.inputs_dir],
         )
         warning = getattr(sandbox, "warning", None)
         if warning:
@@ -232,6 +236,7 @@ def run(
                 executor=sandbox,
                 scratch_root=node_home.scratch_dir,
                 cache=BlockCache(node_home.block_cache_dir, 2048 * MIB),
+                inputs_root=node_home.inputs_dir,
                 config=AgentConfig(
                     units_max=max_units,
                     prefetch_units=prefetch,

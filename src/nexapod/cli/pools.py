@@ -45,6 +45,13 @@ def show(
         + ("; DISRUPTED: cold nodes promoted" if summary.disrupted else ""),
         highlight=False,
     )
+    need, owed = int(summary.capacity_need_flops_per_s), int(summary.stand_ins_owed_flops_per_s)
+    if need or owed:
+        console.print(
+            f"running jobs need {need / 1e12:,.3f} TFLOP/s of hot; stand-ins owed "
+            f"{owed / 1e12:,.3f} TFLOP/s",
+            highlight=False,
+        )
     for share in summary.top_users:
         console.print(f"  {share.username}: {share.share} of hot", highlight=False)
 

@@ -73,6 +73,7 @@ def mesh_limits(settings: Settings, policy: Policy | None = None) -> MeshLimits:
         checkpoint_chunk_rows=settings.checkpoint_chunk_rows,
         checkpoint_bytes_max=settings.checkpoint_bytes_max,
         pool_policy=policy if policy is not None else load_policy(settings.policy_file),
+        job_capacity_flops_per_s_max=settings.job_capacity_flops_per_s_max,
     )
 
 

@@ -70,7 +70,7 @@ def run_maintenance_once(ctx: Context) -> int:
     merged = 0
     for job_id in job_ids:
         try:
-            if mesh.finalize_job(ctx.read_uow(), ctx.uow(), job_id, ctx.clock_ms()):
+            if mesh.finalize_job(ctx.read_uow(), ctx.uow(), job_id, ctx.clock_ms):
                 merged += 1
                 log_event(logger, "job.done", job_id=job_id)
         except IntegrityError:  # another coordinator merged it first
@@ -90,6 +90,7 @@ def _manage_pools(ctx: Context, now_ms: int) -> None:
             now_ms,
             idle_s=ctx.settings.pool_idle_s,
             lost_s=ctx.settings.pool_lost_s,
+            write_off_s=ctx.settings.pool_write_off_s,
         )
         uow.commit()
     if moves:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Header, Path, Query, Response
+from pydantic import BaseModel, ValidationError
 
-from nexapod.coordinator.auth import SignedRequestDep, authenticate, require_node, require_user
-from nexapod.coordinator.context import ContextDep
+from nexapod.coordinator.auth import (
+    SignedRequest,
+    SignedRequestDep,
+    authenticate,
+    require_node,
+    require_user,
+)
+from nexapod.coordinator.context import Context, ContextDep
 from nexapod.coordinator.openapi import PROBLEM_RESPONSES, SIGNED_PROBLEM_RESPONSES
+from nexapod.crypto import b64decode
 from nexapod.mesh import atlas_jobs, checkpoints, errors, service
 from nexapod.protocol.v1 import (
+    HEADER_RESULT_DOCUMENT,
+    HEADER_RESULT_SIGNATURE,
     CheckpointUpload,
     ComputeRecordPage,
     FailureReport,
@@ -20,6 +30,7 @@ from nexapod.protocol.v1 import (
     LeaseRequest,
     LeaseResponse,
     NeighbourView,
+    ResultDocument,
     SpectrumNeighbours,
     SubmitJobRequest,
     SubmitResultsRequest,
@@ -33,6 +44,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["mesh"])
 
 JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+SIGNATURE_PATTERN = r"^[A-Za-z0-9_-]{86}$"  # an Ed25519 signature, unpadded URL-safe base64
+RESULT_DOCUMENT_CHARS_MAX = 2048
 LeaseIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 OCTET_STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {}}, "description": "Bytes"}
@@ -51,7 +64,7 @@ def submit_job(body: SubmitJobRequest, signed: SignedRequestDep, ctx: ContextDep
         username = require_user(
             authenticate(uow, signed, now_ms, skew_s_max, signature_checked=True)
         )
-        return service.submit_job(uow, username, body, plan, now_ms)
+        return service.submit_job(uow, username, body, plan, now_ms, ctx.limits)
 
 
 @router.get("/jobs", responses=PROBLEM_RESPONSES)
@@ -166,11 +179,67 @@ def submit_results(
     body: SubmitResultsRequest, signed: SignedRequestDep, ctx: ContextDep
 ) -> Response:
     """Upload signed results; all are accepted or none is. Resubmission is idempotent."""
+    return _accept(lambda: service.decode_result_items(list(body.results), ctx.limits), signed, ctx)
+
+
+@router.post(
+    "/leases/{lease_id}/result",
+    responses=SIGNED_PROBLEM_RESPONSES,
+    response_model=SubmitResultsResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def upload_result(
+    lease_id: LeaseIdPath,
+    document: Annotated[
+        str, Header(alias=HEADER_RESULT_DOCUMENT, max_length=RESULT_DOCUMENT_CHARS_MAX)
+    ],
+    signature: Annotated[str, Header(alias=HEADER_RESULT_SIGNATURE, pattern=SIGNATURE_PATTERN)],
+    signed: SignedRequestDep,
+    ctx: ContextDep,
+) -> Response:
+    """Upload one signed result as raw bytes (the body), its signed document in headers:
+    the same checks and answer as ``POST /v1/results``, without base64 or JSON around
+    megabytes of result."""
+    return _accept(
+        lambda: [
+            service.ResultUpload(_result_document(document, lease_id), signature, signed.body)
+        ],
+        signed,
+        ctx,
+    )
+
+
+def _result_document(header: str, lease_id: str) -> ResultDocument:
+    try:
+        raw = b64decode(header)
+    except ValueError as exc:
+        raise errors.result_document_invalid("not base64") from exc
+    try:
+        document = ResultDocument.model_validate_json(raw)
+    except ValidationError as exc:
+        raise errors.result_document_invalid(exc.errors()[0]["msg"]) from exc
+    if document.lease_id != lease_id:
+        raise errors.result_lease_mismatch(document.lease_id, lease_id)
+    return document
+
+
+def _accept(
+    uploads: Callable[[], list[service.ResultUpload]], signed: SignedRequest, ctx: Context
+) -> Response:
+    """Check results without the write lock, then record them; tampering blacklists.
+
+    ``uploads`` parses what was sent, once the request's signature has been checked.
+    """
     skew_s_max = ctx.settings.request_skew_s_max
     try:
         with ctx.read_uow() as uow:  # the expensive checks, without the write lock
             node_id = require_node(authenticate(uow, signed, ctx.clock_ms(), skew_s_max))
-            checked = service.check_results(uow, node_id, list(body.results), ctx.limits)
+            checked = service.check_results(uow, node_id, uploads(), ctx.limits)
         with ctx.uow() as uow:
             now_ms = ctx.clock_ms()
             node_id = require_node(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from nexapod.errors import AuthError, MeshError, ProtocolError
+from nexapod.protocol.v1 import HEADER_RESULT_DOCUMENT
 
 __all__ = [
+    "capacity_need_invalid",
     "unit_unknown",
     "result_implausible",
     "runner_changed",
@@ -14,8 +16,10 @@ __all__ = [
     "lease_unknown",
     "product_not_ready",
     "result_conflict",
+    "result_document_invalid",
     "result_encoding",
     "result_hash_mismatch",
+    "result_lease_mismatch",
     "result_mismatch",
     "result_node_mismatch",
     "result_signature_invalid",
@@ -92,6 +96,23 @@ def result_encoding(item_index: int) -> ProtocolError:
         "result_b64 is not unpadded URL-safe base64",
         status=422,
         item_index=item_index,
+    )
+
+
+def result_document_invalid(detail: str) -> ProtocolError:
+    return ProtocolError(
+        "result_document_invalid",
+        f"the {HEADER_RESULT_DOCUMENT} header must be unpadded URL-safe base64 of a signed "
+        f"result document's JSON: {detail}",
+        status=422,
+    )
+
+
+def result_lease_mismatch(document_lease_id: str, path_lease_id: str) -> ProtocolError:
+    return ProtocolError(
+        "result_lease_mismatch",
+        f"the result document names lease {document_lease_id}, uploaded to lease {path_lease_id}",
+        status=422,
     )
 
 
@@ -175,3 +196,13 @@ def result_implausible(reason: str, item_index: int) -> MeshError:
 
 def unit_unknown(job_id: str, unit_id: int) -> MeshError:
     return MeshError("unit_unknown", f"job {job_id} has no unit {unit_id}", status=404)
+
+
+def capacity_need_invalid(text: str, capacity_flops_per_s_max: int) -> MeshError:
+    return MeshError(
+        "capacity_need_invalid",
+        f"capacity_flops_per_s_min = {text} is not a capacity this coordinator can make up: "
+        f"give a whole number of FLOP/s from 1 to {capacity_flops_per_s_max}, or leave it out",
+        status=422,
+        capacity_flops_per_s_max=str(capacity_flops_per_s_max),
+    )

@@ -6,9 +6,10 @@ import json
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Row, Select, case, func, insert, select, update
+from sqlalchemy import Row, Select, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from nexapod.crypto import Base64TooLargeError, b64decode_at_most, sha256_hex, verify_document
@@ -20,6 +21,7 @@ from nexapod.mesh.store import (
     LeaseRow,
     NodeTrustRow,
     ProductRow,
+    ResultDataRow,
     ResultRow,
     UnitRow,
 )
@@ -62,24 +64,27 @@ from nexapod.storage.uow import UnitOfWork
 
 __all__ = [
     "CheckedResult",
-    "TamperingDetected",
-    "blacklist_caught",
     "MeshLimits",
     "Product",
+    "ResultUpload",
+    "TamperingDetected",
+    "blacklist_caught",
+    "capacity_need_flops_per_s",
+    "check_results",
+    "decode_result_items",
     "expire_overdue_leases",
     "finalize_job",
     "get_block",
     "get_job",
     "get_product",
     "get_unit",
-    "list_records",
     "lease_units",
     "list_jobs",
-    "report_failure",
+    "list_records",
     "plan_job",
-    "submit_job",
-    "check_results",
     "record_results",
+    "report_failure",
+    "submit_job",
 ]
 
 RETRY_AFTER_IDLE_S = 2
@@ -104,10 +109,33 @@ class MeshLimits:
     checkpoint_chunk_rows: int = 0
     checkpoint_bytes_max: int = 64 << 20
     pool_policy: Policy | None = None  # None: no pool gate (every node may work)
+    job_capacity_flops_per_s_max: int = 10**20  # the largest capacity need a job may state
+
+    def __post_init__(self) -> None:
+        assert self.job_capacity_flops_per_s_max >= 1
+
+
+def capacity_need_flops_per_s(request: SubmitJobRequest, limits: MeshLimits) -> int | None:
+    """The job's stated capacity need, checked: None (no need) or 1 to the configured most.
+
+    Zero is refused rather than read as "no need" (leave the field out for that), and a
+    need past ``job_capacity_flops_per_s_max`` is refused because the pool manager would
+    chase it with every cold node for as long as the job runs.
+    """
+    text = request.capacity_flops_per_s_min
+    if text is None:
+        return None
+    need = int(text)  # the wire pattern allows canonical digits only
+    assert str(need) == text
+    if not 1 <= need <= limits.job_capacity_flops_per_s_max:
+        raise errors.capacity_need_invalid(text, limits.job_capacity_flops_per_s_max)
+    return need
 
 
 def plan_job(request: SubmitJobRequest, limits: MeshLimits) -> atlas_jobs.JobPlan:
-    """Embed the dataset and cut the job into units (CPU only: run it outside a write)."""
+    """Check the request and embed the dataset and cut the job into units (CPU only: run
+    it outside a write); a bad capacity need is refused before the expensive part."""
+    capacity_need_flops_per_s(request, limits)
     return atlas_jobs.plan_job(request, limits.dataset_spectra_max, limits.checkpoint_chunk_rows)
 
 
@@ -117,8 +145,10 @@ def submit_job(
     request: SubmitJobRequest,
     plan: atlas_jobs.JobPlan,
     now_ms: int,
+    limits: MeshLimits,
 ) -> JobView:
     """Queue a planned job's blocks and units, all in one transaction."""
+    capacity_need = capacity_need_flops_per_s(request, limits)
     job_id = secrets.token_hex(16)
     session = uow.session
     job = JobRow(
@@ -135,6 +165,7 @@ def submit_job(
         work_flops_total=plan.work_flops_total,
         work_flops_done=0,
         created_at_ms=now_ms,
+        capacity_flops_per_s_min=capacity_need,
     )
     session.add(job)
     session.flush()
@@ -271,32 +302,8 @@ def lease_units(
     capacity_flops_per_s = node.capacity_flops_per_s
     username = node.username
     count = min(units_max, limits.leases_per_request_max)
-    query = (
-        _grantable()
-        .where(
-            UnitRow.status == "queued",
-            JobRow.status == "running",
-            # replicas of one unit go to nodes of distinct users
-            ~select(LeaseRow.lease_id)
-            .where(
-                LeaseRow.unit_id == UnitRow.unit_id,
-                LeaseRow.username == username,
-                LeaseRow.status.in_(("active", "completed")),
-            )
-            .exists(),
-            # and a user who let a unit's leases lapse twice does not get it again: one
-            # user alone cannot exhaust a unit's attempts by leasing and abandoning it
-            select(func.count())
-            .where(LeaseRow.unit_id == UnitRow.unit_id, LeaseRow.username == username)
-            .scalar_subquery()
-            < LEASES_PER_USER_PER_UNIT_MAX,
-        )
-        .order_by(UnitRow.unit_id)
-        .limit(count)
-    )
-    if uow.dialect_name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=UnitRow, key_share=True)
-    regular = list(session.execute(query).all())
+    query = _GRANTABLE_PG if uow.dialect_name == "postgresql" else _GRANTABLE
+    regular = list(session.execute(query, {"username": username, "count": count}).all())
     spot = _spot_check(session, node_id, username, limits.validation)
     if spot is not None and len(regular) >= count:
         regular.pop()
@@ -418,6 +425,34 @@ def _grantable() -> Select[int, str, int, str, str, str]:
     ).join(JobRow, JobRow.job_id == UnitRow.job_id)
 
 
+# The queued units a node may lease, oldest first (built once: a statement of this shape
+# costs a quarter of a millisecond to build, on every lease request).
+_GRANTABLE = (
+    _grantable()
+    .where(
+        UnitRow.status == "queued",
+        JobRow.status == "running",
+        # replicas of one unit go to nodes of distinct users
+        ~select(LeaseRow.lease_id)
+        .where(
+            LeaseRow.unit_id == UnitRow.unit_id,
+            LeaseRow.username == bindparam("username"),
+            LeaseRow.status.in_(("active", "completed")),
+        )
+        .exists(),
+        # and a user who let a unit's leases lapse twice does not get it again: one user
+        # alone cannot exhaust a unit's attempts by leasing and abandoning it
+        select(func.count())
+        .where(LeaseRow.unit_id == UnitRow.unit_id, LeaseRow.username == bindparam("username"))
+        .scalar_subquery()
+        < LEASES_PER_USER_PER_UNIT_MAX,
+    )
+    .order_by(UnitRow.unit_id)
+    .limit(bindparam("count"))
+)
+_GRANTABLE_PG = _GRANTABLE.with_for_update(skip_locked=True, of=UnitRow, key_share=True)
+
+
 def _spot_check(
     session: Session, node_id: str, username: str, policy: ValidationPolicy
 ) -> Row[int, str, int, str, str, str] | None:
@@ -453,16 +488,38 @@ def _spot_check(
 
 
 @dataclass(frozen=True)
+class ResultUpload:
+    """A result as a node sent it: the signed document and the bytes it names."""
+
+    document: ResultDocument
+    signature: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class CheckedResult:
     """A result whose bytes, hash, signature and shape were checked against its lease."""
 
     index: int
-    item: ResultItem
-    data: bytes
+    upload: ResultUpload
+
+
+def decode_result_items(items: list[ResultItem], limits: MeshLimits) -> list[ResultUpload]:
+    """The uploads of a JSON batch, their base64 decoded within the size limit."""
+    if len(items) > limits.results_per_request_max:
+        raise errors.too_many_results(len(items), limits.results_per_request_max)
+    return [
+        ResultUpload(
+            item.document,
+            item.signature,
+            _decode_result_bytes(item.result_b64, limits.result_bytes_max, index),
+        )
+        for index, item in enumerate(items)
+    ]
 
 
 def check_results(
-    uow: UnitOfWork, node_id: str, items: list[ResultItem], limits: MeshLimits
+    uow: UnitOfWork, node_id: str, items: list[ResultUpload], limits: MeshLimits
 ) -> list[CheckedResult]:
     """The CPU-heavy half of accepting results, run in a read-only unit of work.
 
@@ -520,7 +577,9 @@ def check_results(
                 },
             )
             raise TamperingDetected(error, caught)
-        data = _decode_result_bytes(item.result_b64, limits.result_bytes_max, index)
+        data = item.data
+        if len(data) > limits.result_bytes_max:
+            raise errors.result_too_large(len(data), limits.result_bytes_max, index)
         if sha256_hex(data) != document.result_sha256:
             raise errors.result_hash_mismatch(index)
         if not verify_document(
@@ -529,7 +588,7 @@ def check_results(
             caught = Caught(node_id, "result_signature_forged", evidence)
             raise TamperingDetected(errors.result_signature_invalid(index), caught)
         atlas_jobs.check_result(spec_json, data)
-        checked.append(CheckedResult(index, item, data))
+        checked.append(CheckedResult(index, item))
     return checked
 
 
@@ -556,7 +615,7 @@ def record_results(
     if node is None:
         raise registry_errors.node_unknown(node_id)
     node.last_seen_at_ms = now_ms
-    lease_ids = [c.item.document.lease_id for c in checked]
+    lease_ids = [c.upload.document.lease_id for c in checked]
     # Lock the batch's leases (in a fixed order): a concurrent expiry then waits for this
     # transaction, or this one sees the lease it expired. SQLite serialises writers anyway.
     lease_query = (
@@ -586,9 +645,10 @@ def record_results(
         )
     }
     new_results = []
+    new_data: list[dict[str, object]] = []
     seen: set[str] = set()
     for result in checked:
-        document = result.item.document
+        document = result.upload.document
         lease = leases[document.lease_id]
         assert lease.node_id == node_id, "checked against the same lease"
         sent = earlier.get(lease.lease_id)
@@ -617,9 +677,12 @@ def record_results(
         new_results.append(
             _result_row(result, lease.unit_id, lease.job_id, lease.work_flops, node_id, now_ms)
         )
+        new_data.append({"lease_id": lease.lease_id, "data": result.upload.data})
     completed_jobs: list[str] = []
     if new_results:
-        completed_jobs = _store_new_results(uow, new_results, now_ms, policy, include_user)
+        completed_jobs = _store_new_results(
+            uow, new_results, new_data, now_ms, policy, include_user
+        )
     statuses = {
         lease_id: (status, work_flops)
         for lease_id, status, work_flops in session.execute(
@@ -630,7 +693,7 @@ def record_results(
     }
     acks = []
     for result in checked:
-        lease = leases[result.item.document.lease_id]
+        lease = leases[result.upload.document.lease_id]
         status, work_flops = statuses[lease.lease_id]
         acks.append(
             ResultAck(
@@ -665,19 +728,18 @@ def blacklist_caught(uow: UnitOfWork, caught: Caught, now_ms: int, limits: MeshL
 def _result_row(
     result: CheckedResult, unit_id: int, job_id: str, work_flops: int, node_id: str, now_ms: int
 ) -> dict[str, object]:
-    document = result.item.document
+    document = result.upload.document
     return {
         "lease_id": document.lease_id,
         "unit_id": unit_id,
         "job_id": job_id,
         "node_id": node_id,
         "result_sha256": document.result_sha256,
-        "signature": result.item.signature,
+        "signature": result.upload.signature,
         "runner_tree_hash": document.runner_tree_hash,
         "work_flops": work_flops,
         "compute_ms": document.compute_ms,
         "received_at_ms": now_ms,
-        "data": result.data,
         "status": "pending",
     }
 
@@ -685,13 +747,16 @@ def _result_row(
 def _store_new_results(
     uow: UnitOfWork,
     rows: list[dict[str, object]],
+    data: list[dict[str, object]],
     now_ms: int,
     policy: ValidationPolicy,
     include_user: bool,
 ) -> list[str]:
-    """Insert results as pending, close their leases, and settle each unit in turn."""
+    """Insert results as pending (records and bytes), close their leases, and settle each
+    unit in turn."""
     session = uow.session
     session.execute(insert(ResultRow), rows)
+    session.execute(insert(ResultDataRow), data)
     lease_ids = [row["lease_id"] for row in rows]
     unit_ids = sorted({int(row["unit_id"]) for row in rows})  # type: ignore[call-overload]
     assert len(unit_ids) == len(rows), "one lease per unit per node"
@@ -761,11 +826,14 @@ def report_failure(
     uow.commit()
 
 
-def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_ms: int) -> bool:
+def finalize_job(
+    uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, clock_ms: Callable[[], int]
+) -> bool:
     """Merge a job whose units are all done into its product (idempotent).
 
     The merge reads in one unit of work and writes in another, so an embedded SQLite
-    store is not write-locked while the merge computes.
+    store is not write-locked while the merge computes. The job finishes when its
+    product exists: the clock is read after the merge, so a job's wall time includes it.
     """
     with uow_read:
         job = uow_read.session.get(JobRow, job_id)
@@ -774,8 +842,8 @@ def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_m
         if job.status != "merging":
             return False
         rows = uow_read.session.execute(
-            select(UnitRow.spec_json, ResultRow.data)
-            .join(ResultRow, ResultRow.lease_id == UnitRow.canonical_lease_id)
+            select(UnitRow.spec_json, ResultDataRow.data)
+            .join(ResultDataRow, ResultDataRow.lease_id == UnitRow.canonical_lease_id)
             .where(UnitRow.job_id == job_id, UnitRow.status == "done")
             .order_by(UnitRow.unit_index)
             .execution_options(yield_per=64)
@@ -787,6 +855,7 @@ def finalize_job(uow_read: UnitOfWork, uow_write: UnitOfWork, job_id: str, now_m
         assert job is not None
         if job.status != "merging":
             return False
+        now_ms = clock_ms()
         uow_write.session.add(
             ProductRow(
                 job_id=job_id, sha256=sha256_hex(product), created_at_ms=now_ms, data=product
@@ -1034,6 +1103,9 @@ def _job_view(uow: UnitOfWork, job: JobRow) -> JobView:
         started_at_ms=job.started_at_ms,
         finished_at_ms=job.finished_at_ms,
         product_sha256=product_sha256,
+        capacity_flops_per_s_min=None
+        if job.capacity_flops_per_s_min is None
+        else str(job.capacity_flops_per_s_min),
         nodes=[
             NodeContribution(
                 node_id=node_id,

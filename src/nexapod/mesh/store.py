@@ -25,6 +25,7 @@ __all__ = [
     "LeaseRow",
     "NodeTrustRow",
     "ProductRow",
+    "ResultDataRow",
     "ResultRow",
     "UnitRow",
 ]
@@ -48,6 +49,9 @@ class JobRow(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     started_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     finished_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The hot capacity the job needs while it runs (the pool manager promotes cold nodes
+    # when hot falls below it); None when the submitter stated none. Migration 0013.
+    capacity_flops_per_s_min: Mapped[int | None] = mapped_column(ExactInteger(), nullable=True)
 
 
 class BlockRow(Base):
@@ -128,10 +132,23 @@ class ResultRow(Base):
     work_flops: Mapped[int] = mapped_column(BigInteger)
     compute_ms: Mapped[int] = mapped_column(BigInteger)
     received_at_ms: Mapped[int] = mapped_column(BigInteger)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
     # pending (awaiting its quorum) | valid (credited) | invalid | forfeited (blacklisted)
     status: Mapped[str] = mapped_column(String(16), server_default="valid")
     validated_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+
+
+class ResultDataRow(Base):
+    """The bytes of a result, apart from its record.
+
+    A result is up to megabytes; in the same row as its record, every read of the
+    record's later columns (status, validation time) would walk the blob's overflow
+    pages on SQLite, and job views, validation and settlement read those columns often.
+    """
+
+    __tablename__ = "result_data"
+
+    lease_id: Mapped[str] = mapped_column(ForeignKey("results.lease_id"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class CheckpointRow(Base):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from nexapod.errors import NexaPodError
 from nexapod.mesh import atlas_jobs
-from nexapod.mesh.store import JobRow, LeaseRow, NodeTrustRow, ResultRow, UnitRow
+from nexapod.mesh.store import JobRow, LeaseRow, NodeTrustRow, ResultDataRow, ResultRow, UnitRow
 from nexapod.mesh.validation import (
     PPM,
     Candidate,
@@ -181,8 +181,9 @@ def settle_unit(
     unit = session.get(UnitRow, unit_id, populate_existing=True)
     assert unit is not None
     rows = session.execute(
-        select(ResultRow.lease_id, ResultRow.node_id, NodeRow.username, ResultRow.data)
+        select(ResultRow.lease_id, ResultRow.node_id, NodeRow.username, ResultDataRow.data)
         .join(NodeRow, NodeRow.node_id == ResultRow.node_id)
+        .join(ResultDataRow, ResultDataRow.lease_id == ResultRow.lease_id)
         .where(ResultRow.unit_id == unit_id, ResultRow.status.in_(OPEN_RESULT_STATUSES))
         .order_by(ResultRow.received_at_ms, ResultRow.lease_id)
     ).all()
@@ -265,7 +266,7 @@ def _judge_late(
     replica leased before the quorum formed): held against the unit's answer."""
     assert unit.canonical_lease_id is not None
     canonical = session.scalar(
-        select(ResultRow.data).where(ResultRow.lease_id == unit.canonical_lease_id)
+        select(ResultDataRow.data).where(ResultDataRow.lease_id == unit.canonical_lease_id)
     )
     assert canonical is not None
     for row in rows:

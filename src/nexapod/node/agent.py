@@ -38,7 +38,6 @@ from nexapod.protocol.v1 import (
     LeaseGrant,
     LeaseResponse,
     ResultDocument,
-    ResultItem,
 )
 from nexapod.workloads import unit_module
 
@@ -122,7 +121,11 @@ class NodeAgent:
         on_event: Callable[[UnitEvent], None] | None = None,
         unit_command: Callable[[LeaseGrant, Path], list[str]] | None = None,
         release: RunnerRelease | None = None,
+        inputs_root: Path | None = None,
     ) -> None:
+        """``inputs_root``: where each unit's input blocks are linked from the cache, when
+        the executor binds it read-only into its sandboxes (``Executor.readable_dirs``);
+        otherwise, or without it, the blocks are copied into each unit's scratch."""
         self.node_id = node_id
         self.key = key
         self.runner_tree_hash = runner_tree_hash
@@ -134,6 +137,10 @@ class NodeAgent:
         self.on_event = on_event
         self.unit_command = unit_command
         self.release = release
+        self.inputs_root = inputs_root
+        self._link_inputs = (
+            inputs_root is not None and inputs_root.resolve() in executor.readable_dirs
+        )
         self.summary = AgentSummary()
         self._stopping = False
         self._refusal: NodeError | None = None
@@ -151,6 +158,9 @@ class NodeAgent:
         Raises the NodeError that stopped it when a workload no longer matches the release.
         """
         self.scratch_root.mkdir(parents=True, exist_ok=True)
+        if self.inputs_root is not None:  # what a stopped run left is nobody's now
+            shutil.rmtree(self.inputs_root, ignore_errors=True)
+            self.inputs_root.mkdir(parents=True)
         responder = None
         if self.config.challenges:
             responder = ChallengeResponder(
@@ -201,6 +211,8 @@ class NodeAgent:
                         break
                     self._run_one(grant, prepared, received_at, io, uploads)
                     idle_since = time.monotonic()
+                    if not pending:  # out of work now: ask at once, whatever the backoff
+                        next_lease_at = 0.0
                     uploads = [u for u in uploads if not u.done()]
                     continue
                 if asking is None and self._finished(leased_total):
@@ -221,7 +233,9 @@ class NodeAgent:
             if asking is not None:
                 self._take_grants(self._lease_answer(asking), pending)
             for grant, prepared, _ in pending:  # stopped early: give the work back
-                prepared.cancel()
+                if not prepared.cancel():
+                    wait([prepared])
+                self._discard(grant)
                 self._report_failure(grant, "node_stopping", "the node stopped before this unit")
 
     def _workload_intact(self, grant: LeaseGrant, prepared: Future[Path]) -> bool:
@@ -240,7 +254,7 @@ class NodeAgent:
         except NodeError as exc:
             if not prepared.cancel():  # already downloading: let it finish, then tidy up
                 wait([prepared])
-            shutil.rmtree(self.scratch_root / grant.lease_id, ignore_errors=True)
+            self._discard(grant)
             self._report_failure(grant, exc.code.split(".")[-1], exc.detail)
             log_event(logger, "unit.not_run", lease_id=grant.lease_id, code=exc.code)
             self._refusal = exc
@@ -291,29 +305,61 @@ class NodeAgent:
         return len(prepared)
 
     def _prepare(self, grant: LeaseGrant) -> Path:
-        """Fetch and check the unit's inputs, and lay out its scratch directory."""
+        """Fetch and check the unit's inputs, and lay out its scratch directory.
+
+        Blocks come from the cache: linked into the unit's read-only inputs directory, and
+        named in the scratch by a symbolic link (no copy), or copied where the executor
+        cannot bind that directory.
+        """
+        self._discard(grant)
         scratch = self.scratch_root / grant.lease_id
-        if scratch.exists():
-            shutil.rmtree(scratch)
         (scratch / "in").mkdir(parents=True)
         (scratch / "out").mkdir()
+        inputs = self._inputs_dir(grant)
+        if inputs is not None:
+            inputs.mkdir()
         for ref in grant.inputs:
             if ref.name == CHECKPOINT_INPUT:
                 self._fetch_checkpoint(grant, ref, scratch)
                 continue
-            data = self.cache.get(ref.sha256)
-            if data is None:
-                data = self.client.get_bytes(ref.path)
-                if sha256_hex(data) != ref.sha256:
-                    raise NodeError(
-                        "input_corrupt",
-                        f"input {ref.name} of unit {grant.unit_id} does not match its SHA-256",
-                    )
-                self.cache.put(ref.sha256, data)
-            (scratch / "in" / f"{ref.name}.npy").write_bytes(data)
+            name = f"{ref.name}.npy"
+            if inputs is not None:
+                if not self.cache.link_into(ref.sha256, inputs / name):
+                    data = self._download(grant, ref)
+                    if not self.cache.link_into(ref.sha256, inputs / name):
+                        (inputs / name).write_bytes(data)  # larger than the whole cache
+                (scratch / "in" / name).symlink_to(inputs / name)
+                continue
+            cached = self.cache.get(ref.sha256)
+            data = cached if cached is not None else self._download(grant, ref)
+            (scratch / "in" / name).write_bytes(data)
         (scratch / "unit.json").write_text(json.dumps(grant.unit_spec, sort_keys=True))
         log_event(logger, "unit.prepared", lease_id=grant.lease_id, unit_id=grant.unit_id)
         return scratch
+
+    def _download(self, grant: LeaseGrant, ref: InputRef) -> bytes:
+        """An input block from the coordinator, checked against its SHA-256, then cached."""
+        data = self.client.get_bytes(ref.path)
+        if sha256_hex(data) != ref.sha256:
+            raise NodeError(
+                "input_corrupt",
+                f"input {ref.name} of unit {grant.unit_id} does not match its SHA-256",
+            )
+        self.cache.put_verified(ref.sha256, data)
+        return data
+
+    def _inputs_dir(self, grant: LeaseGrant) -> Path | None:
+        if not self._link_inputs:
+            return None
+        assert self.inputs_root is not None
+        return self.inputs_root / grant.lease_id
+
+    def _discard(self, grant: LeaseGrant) -> None:
+        """Remove a unit's scratch and inputs directories (whatever of them exists)."""
+        shutil.rmtree(self.scratch_root / grant.lease_id, ignore_errors=True)
+        inputs = self._inputs_dir(grant)
+        if inputs is not None:
+            shutil.rmtree(inputs, ignore_errors=True)
 
     def _fetch_checkpoint(self, grant: LeaseGrant, ref: InputRef, scratch: Path) -> None:
         """Resume from the checkpoint the grant names; one that cannot be fetched or does
@@ -330,10 +376,14 @@ class NodeAgent:
         log_event(logger, "checkpoint.resumed", lease_id=grant.lease_id, unit_id=grant.unit_id)
 
     def _watch_checkpoints(self, grant: LeaseGrant, scratch: Path, done: threading.Event) -> None:
-        """While a unit runs, upload its latest checkpoint (signed) every interval."""
+        """While a unit runs, upload its latest checkpoint (signed) every interval.
+
+        The first waits an interval too (as BOINC's checkpoint period does): a unit shorter
+        than the interval uploads none, since redoing it costs less than saving it.
+        """
         path = scratch / "out" / CHECKPOINT_FILE
         sent_mtime_ns = 0
-        last_sent = 0.0
+        last_sent = time.monotonic()
         while not done.wait(CHECKPOINT_POLL_S):
             if time.monotonic() - last_sent < self.config.checkpoint_interval_s:
                 continue
@@ -380,6 +430,7 @@ class NodeAgent:
         try:
             scratch = prepared.result()
         except NexaPodError as exc:
+            self._discard(grant)
             self._fail(grant, exc.code.split(".")[-1], str(exc), 0.0, io)
             return
         try:
@@ -423,12 +474,12 @@ class NodeAgent:
                 return
             data = output.read_bytes()
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            self._discard(grant)
         uploads.append(io.submit(self._upload, grant, data, result.wall_s))
 
-    def _result_item(self, grant: LeaseGrant, data: bytes, wall_s: float) -> ResultItem:
-        """The signed result: node, job, unit, lease, result hash and runner, bound."""
-        document = ResultDocument(
+    def _result_document(self, grant: LeaseGrant, data: bytes, wall_s: float) -> ResultDocument:
+        """What the node signs: node, job, unit, lease, result hash and runner, bound."""
+        return ResultDocument(
             node_id=self.node_id,
             job_id=grant.job_id,
             unit_id=grant.unit_id,
@@ -437,16 +488,12 @@ class NodeAgent:
             runner_tree_hash=self.runner_tree_hash,
             compute_ms=int(wall_s * 1000),
         )
-        return ResultItem(
-            document=document,
-            signature=sign_document(self.key, PURPOSE_RESULT, document.model_dump()),
-            result_b64=b64encode(data),
-        )
 
     def _upload(self, grant: LeaseGrant, data: bytes, wall_s: float) -> None:
-        item = self._result_item(grant, data, wall_s)
+        document = self._result_document(grant, data, wall_s)
+        signature = sign_document(self.key, PURPOSE_RESULT, document.model_dump())
         try:
-            response = self.client.submit_results([item])
+            response = self.client.upload_result(document, signature, data)
         except RemoteError as exc:
             self._event("refused", grant, wall_s, f"{exc.detail} [{exc.code}]")
             self.summary.units_refused += 1

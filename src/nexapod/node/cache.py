@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import threading
 from pathlib import Path
-
-from nexapod.crypto import sha256_hex
 
 __all__ = ["BlockCache"]
 
@@ -14,8 +14,9 @@ __all__ = ["BlockCache"]
 class BlockCache:
     """Blocks a node has downloaded, so units sharing a block fetch it once.
 
-    Entries are verified against their name before they are stored; the oldest are
-    evicted when the cache passes ``bytes_max``.
+    Only the node writes here (the cache lives outside every sandbox), and a block enters
+    only after its caller checked it against its name, so entries are not hashed again on
+    the way out. The least recently used are evicted when the cache passes ``bytes_max``.
     """
 
     def __init__(self, root: Path, bytes_max: int) -> None:
@@ -26,8 +27,7 @@ class BlockCache:
         root.mkdir(parents=True, exist_ok=True)
 
     def get(self, sha256: str) -> bytes | None:
-        """A cached block. Blocks are hashed once, when they arrive: the cache lives outside
-        every sandbox (units get copies), so only the node itself writes here."""
+        """A cached block's bytes, or None."""
         path = self.root / sha256
         try:
             data = path.read_bytes()
@@ -39,8 +39,34 @@ class BlockCache:
         os.utime(path)
         return data
 
-    def put(self, sha256: str, data: bytes) -> None:
-        assert sha256_hex(data) == sha256, "only verified blocks enter the cache"
+    def link_into(self, sha256: str, destination: Path) -> bool:
+        """Give ``destination`` a cached block without copying it; False when not cached.
+
+        A hard link shares the bytes and keeps them for as long as ``destination`` exists,
+        even if the block is evicted meanwhile (a copy where the two directories sit on
+        different file systems). Whoever reads ``destination`` must not be able to write it:
+        the node binds its inputs read-only into the sandbox.
+        """
+        path = self.root / sha256
+        with self._lock:  # eviction cannot unlink between the check and the link
+            try:
+                if path.stat().st_size == 0:
+                    path.unlink()
+                    return False
+                os.utime(path)
+                try:
+                    os.link(path, destination)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    shutil.copyfile(path, destination)
+            except FileNotFoundError:
+                return False
+        return True
+
+    def put_verified(self, sha256: str, data: bytes) -> None:
+        """Store a block its caller checked against ``sha256`` (a block larger than the
+        whole cache is not kept)."""
         if len(data) > self.bytes_max:
             return
         with self._lock:

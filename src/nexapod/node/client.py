@@ -16,9 +16,11 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from nexapod.crypto import SigningKey, sign_request
+from nexapod.crypto import SigningKey, b64encode, sign_request
 from nexapod.errors import NexaPodError
 from nexapod.protocol.v1 import (
+    HEADER_RESULT_DOCUMENT,
+    HEADER_RESULT_SIGNATURE,
     ChallengeAnswer,
     ChallengeList,
     ChallengeOutcome,
@@ -36,6 +38,7 @@ from nexapod.protocol.v1 import (
     ReleaseList,
     ReleaseManifestFile,
     ReleaseView,
+    ResultDocument,
     ResultItem,
     SpectrumNeighbours,
     SubmitJobRequest,
@@ -151,6 +154,19 @@ class CoordinatorClient:
         request = SubmitResultsRequest(results=items)
         return self._call("POST", "/v1/results", request, SubmitResultsResponse, signed=True)
 
+    def upload_result(
+        self, document: ResultDocument, signature: str, data: bytes
+    ) -> SubmitResultsResponse:
+        """One signed result as raw bytes (no base64, no JSON around it)."""
+        headers = {
+            "content-type": "application/octet-stream",
+            HEADER_RESULT_DOCUMENT: b64encode(document.model_dump_json().encode()),
+            HEADER_RESULT_SIGNATURE: signature,
+        }
+        path = f"/v1/leases/{document.lease_id}/result"
+        response = self._send_bytes("POST", path, data, headers, signed=True)
+        return SubmitResultsResponse.model_validate_json(response.content)
+
     def submit_checkpoint(self, lease_id: str, upload: CheckpointUpload) -> None:
         self._send("POST", f"/v1/leases/{lease_id}/checkpoint", upload, signed=True)
 
@@ -192,9 +208,15 @@ class CoordinatorClient:
         self, method: str, path: str, body: BaseModel | None, *, signed: bool
     ) -> httpx.Response:
         content = b"" if body is None else body.model_dump_json().encode()
+        headers = {"content-type": "application/json"} if body is not None else {}
+        return self._send_bytes(method, path, content, headers, signed=signed)
+
+    def _send_bytes(
+        self, method: str, path: str, content: bytes, fixed: dict[str, str], *, signed: bool
+    ) -> httpx.Response:
         attempt = 0
         while True:
-            headers = {"content-type": "application/json"} if body is not None else {}
+            headers = dict(fixed)
             if signed:
                 headers.update(self._signature_headers(method, path, content))
             try:

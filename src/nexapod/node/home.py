@@ -76,6 +76,11 @@ class NodeHome:
     def block_cache_dir(self) -> Path:
         return self.root / "cache" / "blocks"
 
+    @property
+    def inputs_dir(self) -> Path:
+        """Each unit's input blocks, linked from the cache; read-only in the sandbox."""
+        return self.root / "inputs"
+
     def exists(self) -> bool:
         return self.key_path.exists() and self.state_path.exists()
 

@@ -9,15 +9,15 @@ are the pure functions of :mod:`nexapod.pools.rules`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nexapod.ledger import log_store
-from nexapod.mesh.store import JobRow, LeaseRow
+from nexapod.mesh.store import LeaseRow
 from nexapod.policy import Policy
-from nexapod.pools import rules
+from nexapod.pools import disrupting, disruption, rules
 from nexapod.pools.rules import Member, Move
 from nexapod.pools.store import EntitlementRow, InstitutionRow, PoolMemberRow, PoolTransitionRow
 from nexapod.registry.store import NodeRow
@@ -27,7 +27,6 @@ __all__ = [
     "MEMBERS_MAX",
     "Gate",
     "apply_moves",
-    "disrupted",
     "gate_for_lease",
     "grant_entitlements",
     "institutional_map",
@@ -246,15 +245,6 @@ def gate_for_lease(session: Session, node: NodeRow, now_ms: int, policy: Policy)
     return Gate(own.to_pool in _WORKING_POOLS, own.to_pool, own.reason)
 
 
-def disrupted(session: Session) -> bool:
-    """A job runs while a hot node it relied on is lost (and has not come back)."""
-    running = session.scalar(select(exists().where(JobRow.status == "running")))
-    lost = session.scalar(
-        select(exists().where(PoolMemberRow.pool == "none", PoolMemberRow.reason == "lost"))
-    )
-    return bool(running and lost)
-
-
 def _idle_hot(session: Session, idle_after_ms: int) -> list[str]:
     """Hot nodes with no active lease and none granted since ``idle_after_ms``."""
     busy = select(LeaseRow.lease_id).where(
@@ -273,24 +263,18 @@ def _idle_hot(session: Session, idle_after_ms: int) -> list[str]:
     )
 
 
-def _lost_hot(session: Session, seen_before_ms: int) -> list[str]:
-    """Hot nodes that let a lease lapse and have not been heard from since before then."""
-    lapsed = select(LeaseRow.lease_id).where(
-        LeaseRow.node_id == PoolMemberRow.node_id,
-        LeaseRow.status == "expired",
-        LeaseRow.ended_at_ms >= PoolMemberRow.since_ms,
-    )
-    return list(
-        session.scalars(
-            select(PoolMemberRow.node_id)
-            .join(NodeRow, NodeRow.node_id == PoolMemberRow.node_id)
-            .where(
-                PoolMemberRow.pool == "hot",
-                NodeRow.last_seen_at_ms < seen_before_ms,
-                lapsed.exists(),
-            )
-        )
-    )
+@dataclass
+class _Plan:
+    """The manager's moves so far, and the pool as they leave it (each step sees it)."""
+
+    members: list[Member]
+    now_ms: int
+    moves: list[Move] = field(default_factory=list)
+
+    def add(self, step: list[Move]) -> None:
+        self.members = rules.apply_moves(self.members, step, self.now_ms)
+        self.moves.extend(step)
+        assert len(self.moves) <= rules.MOVES_PER_PLAN_MAX
 
 
 def manage_pools(
@@ -300,13 +284,13 @@ def manage_pools(
     *,
     idle_s: int,
     lost_s: int,
+    write_off_s: int,
     availability_ppm: dict[str, int] | None = None,
 ) -> list[Move]:
     """One pass of the pool manager; returns the moves it made (already written).
 
-    In order: idle hot nodes leave (lease end); lost hot nodes are replaced from cold
-    (failover); promoted nodes go back once the disruption is over; users above the
-    share cap lose their newest nodes; the institutional sweep; cold kept in its band.
+    In order: idle hot nodes leave (lease end); the disruption's steps (see
+    :func:`_plan_disruption`); the institutional sweep; cold kept in its band.
     """
     assert idle_s > 0
     assert lost_s > 0
@@ -320,37 +304,61 @@ def manage_pools(
             for m in members
         ]
     usernames = {m.node_id: m.username for m in members}
-    moves: list[Move] = []
-
-    def plan(step: list[Move]) -> None:
-        nonlocal members
-        members = rules.apply_moves(members, step, now_ms)
-        moves.extend(step)
-
+    plan = _Plan(members, now_ms)
     by_id = {m.node_id: m for m in members}
     idle = _idle_hot(session, now_ms - idle_s * 1000)
-    plan(
+    plan.add(
         [
             Move(node_id, "hot", "warm" if by_id[node_id].warm_opt_in else "none", "lease_end")
             for node_id in sorted(idle)
         ]
     )
-    lost = _lost_hot(session, now_ms - lost_s * 1000)
-    plan(rules.failover(members, lost, policy))
-    still_disrupted = disrupted(session) or any(m.reason == "lost" for m in moves)
-    plan(rules.disruption_over(members, still_disrupted))
-    plan(rules.rebalance(members, policy))
+    _plan_disruption(session, plan, policy, usernames, lost_s=lost_s, write_off_s=write_off_s)
     institutional = institutional_map(session, policy, usernames.values())
-    plan(
+    plan.add(
         [
             Move(m.node_id, m.pool, "institutional", institutional[m.username])
-            for m in members
+            for m in plan.members
             if m.username in institutional and m.pool not in ("institutional", "none")
         ]
     )
-    plan(rules.manage_cold(members, policy))
-    apply_moves(session, moves, usernames, now_ms)
-    return moves
+    plan.add(rules.manage_cold(plan.members, policy))
+    apply_moves(session, plan.moves, usernames, now_ms)
+    return plan.moves
+
+
+def _plan_disruption(
+    session: Session,
+    plan: _Plan,
+    policy: Policy,
+    usernames: dict[str, str],
+    *,
+    lost_s: int,
+    write_off_s: int,
+) -> None:
+    """Lost nodes away ``write_off_s`` are written off (logged at once); lost hot nodes
+    leave; stand-ins no longer owed return to cold; users above the share cap lose their
+    stand-ins, then their newest nodes; cold nodes are promoted to replace lost capacity
+    (failover), then to meet the running jobs' need (capacity need).
+
+    Returns come before the rebalance (a return raises the others' shares, which it then
+    settles), promotions after it (they are checked against a pool within the cap).
+    """
+    now_ms = plan.now_ms
+    away = disrupting.lost_away(session)
+    gone = disruption.written_off(away, now_ms, write_off_s)
+    disrupting.write_off(session, gone, usernames, now_ms)
+    plan.add(disruption.lose(plan.members, disrupting.lost_hot(session, now_ms - lost_s * 1000)))
+    owed_by = {n.node_id for n in away} - {n.node_id for n in gone}
+    owed_by |= {m.node_id for m in plan.moves if m.reason == "lost"}
+    need = disrupting.running_need_flops_per_s(session)
+    now = disrupting.disruption_now(plan.members, owed_by, need, policy)
+    owed = disruption.stand_ins_owed_flops_per_s(plan.members, now, policy)
+    plan.add(disruption.return_stand_ins(plan.members, owed, policy))
+    plan.add(rules.rebalance(plan.members, policy))
+    plan.add(disruption.promote_stand_ins(plan.members, now.lost_flops_per_s, "failover", policy))
+    owed = disruption.stand_ins_owed_flops_per_s(plan.members, now, policy)  # after the rebalance
+    plan.add(disruption.promote_stand_ins(plan.members, owed, "capacity_need", policy))
 
 
 def _with_availability(member: Member, ppm: int) -> Member:

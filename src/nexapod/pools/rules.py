@@ -7,10 +7,12 @@ Capacities are counted the way rewards count them: at most the node cap
 it would earn.
 
     admission       a node asks for work: hot, institutional, or warm for the share cap
-    rebalance       a user above ``max_user_share`` loses its newest hot nodes first
+    rebalance       a user above ``max_user_share`` loses its stand-ins, then its newest
+                    hot nodes, until under it
     cold band       cold capacity kept inside [10 %, 20 %] of hot, aiming at cold_fraction
-    failover        lost hot nodes are replaced by the most available cold nodes
-    disruption over promoted cold nodes go back to cold
+
+Disruptions (lost nodes, capacity needs, stand-ins promoted from cold) are
+:mod:`nexapod.pools.disruption`.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ __all__ = [
     "apply_moves",
     "cold_band",
     "counted_capacity",
-    "disruption_over",
-    "failover",
+    "fits_under_cap",
     "hot_capacity_by_user",
     "institutional_reasons",
     "institutional_users",
@@ -52,7 +53,9 @@ REASONS = (
     "share_cap",  # refused hot, or demoted, because its user would exceed max_user_share
     "lease_end",  # a hot node went idle after its work
     "failover",  # a cold node promoted to replace a lost hot node
+    "capacity_need",  # a cold node promoted because hot capacity is below the jobs' need
     "lost",  # a hot node stopped answering while a job ran
+    "stand_in_lost",  # a promoted stand-in stopped answering (its capacity is not owed twice)
     "disruption_over",  # a promoted cold node returns to cold
     "opt_in",
     "opt_out",
@@ -105,11 +108,12 @@ def counted_capacity(member: Member, policy: Policy) -> int:
 
 
 def hot_capacity_by_user(members: Iterable[Member], policy: Policy) -> dict[str, int]:
-    """Hot capacity per user; promoted cold nodes are a disruption's stand-ins, not counted."""
+    """Hot capacity per user, as the share cap counts it: every node serving in hot,
+    promoted stand-ins included (they are hot capacity while they serve, ECONOMICS §5)."""
     cap = policy.node_cap_flops_per_s  # counted_capacity, inlined: admissions call this per node
     by_user: dict[str, int] = {}
     for member in members:
-        if member.pool == "hot" and not member.promoted:
+        if member.pool == "hot":
             capacity = member.capacity_flops_per_s
             by_user[member.username] = by_user.get(member.username, 0) + (
                 capacity if capacity < cap else cap
@@ -135,6 +139,34 @@ def _over_share(by_user: dict[str, int], policy: Policy) -> list[str]:
     limit = num * total
     over = [user for user, cap in by_user.items() if cap * den > limit]
     return sorted(over, key=lambda user: (-by_user[user], user))
+
+
+def fits_under_cap(
+    by_user: dict[str, int],
+    total_flops_per_s: int,
+    username: str,
+    capacity_flops_per_s: int,
+    policy: Policy,
+) -> bool:
+    """Whether one more hot node of ``username`` keeps every user within the cap.
+
+    ``by_user`` must be within the cap already (as the rebalance leaves it): then adding
+    a node can only raise its own user's share, unless its user is the one whose arrival
+    makes the cap bind, when everyone is checked. Exact, as :func:`_over_share`.
+    """
+    assert total_flops_per_s >= 0  # the sum of by_user: the caller keeps it (it is asked per node)
+    assert capacity_flops_per_s >= 0
+    newcomer = username not in by_user
+    users_after = len(by_user) + (1 if newcomer else 0)
+    if users_after < policy.share_cap_min_users:
+        return True
+    if newcomer and users_after == policy.share_cap_min_users:
+        after = dict(by_user)
+        after[username] = capacity_flops_per_s
+        return not _over_share(after, policy)
+    num, den = policy.max_user_share.as_integer_ratio()
+    mine = by_user.get(username, 0) + capacity_flops_per_s
+    return mine * den <= num * (total_flops_per_s + capacity_flops_per_s)
 
 
 def institutional_users(
@@ -207,12 +239,18 @@ def rebalance(members: Sequence[Member], policy: Policy) -> list[Move]:
 def _demote_over_share(
     hot: list[Member], policy: Policy, protected: str | None
 ) -> list[Move] | None:
-    """Newest-first demotions that bring every user under the cap; None when that would
-    take a node of the ``protected`` user (the newcomer's own)."""
+    """Demotions that bring every user under the cap; None when that would take a node of
+    the ``protected`` user (the newcomer's own).
+
+    An over-share user's promoted stand-ins go first, back to cold (they are temporary,
+    and another user's cold node may stand in instead), then its newest hot nodes, to
+    warm. Only a user with capacity is over the cap, so it has a node to pick.
+    """
     by_user = hot_capacity_by_user(hot, policy)
     if not _over_share(by_user, policy):
         return []  # the common case, answered without sorting the pool
-    working = sorted((m for m in hot if not m.promoted), key=lambda m: (m.since_ms, m.node_id))
+    # stand-ins last in this order, so the search from the end finds them first
+    working = sorted(hot, key=lambda m: (m.promoted, m.since_ms, m.node_id))
     moves: list[Move] = []
     for _ in range(len(working) + 1):
         over = _over_share(by_user, policy)
@@ -226,7 +264,8 @@ def _demote_over_share(
         by_user[user] -= counted_capacity(newest, policy)
         if by_user[user] == 0:
             del by_user[user]
-        moves.append(Move(newest.node_id, "hot", "warm", "share_cap"))
+        to_pool: Pool = "cold" if newest.promoted else "warm"
+        moves.append(Move(newest.node_id, "hot", to_pool, "share_cap"))
     raise AssertionError("every step removes a node")
 
 
@@ -280,37 +319,6 @@ def manage_cold(members: Sequence[Member], policy: Policy) -> list[Move]:
                 Move(member.node_id, "cold", "warm" if member.warm_opt_in else "none", "cold_band")
             )
     return moves
-
-
-def failover(members: Sequence[Member], lost: Iterable[str], policy: Policy) -> list[Move]:
-    """Lost hot nodes leave hot; cold nodes, most available first, replace their capacity."""
-    by_id = {m.node_id: m for m in members}
-    moves: list[Move] = []
-    missing = 0
-    for node_id in sorted(set(lost)):
-        member = by_id.get(node_id)
-        if member is None or member.pool != "hot":
-            continue
-        moves.append(Move(node_id, "hot", "none", "lost"))
-        if not member.promoted:
-            missing += counted_capacity(member, policy)
-    standby = sorted(
-        (m for m in members if m.pool == "cold"),
-        key=lambda m: (-m.availability_ppm, m.since_ms, m.node_id),
-    )
-    for member in standby:
-        if missing <= 0:
-            break
-        missing -= counted_capacity(member, policy)
-        moves.append(Move(member.node_id, "cold", "hot", "failover", promoted=True))
-    return moves
-
-
-def disruption_over(members: Sequence[Member], disrupted: bool) -> list[Move]:
-    """Once no disruption remains, every promoted node returns to cold."""
-    if disrupted:
-        return []
-    return [Move(m.node_id, "hot", "cold", "disruption_over") for m in members if m.promoted]
 
 
 def apply_moves(members: Sequence[Member], moves: Sequence[Move], now_ms: int) -> list[Member]:

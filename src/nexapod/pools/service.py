@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from nexapod.ledger import log_store
 from nexapod.policy import Policy
-from nexapod.pools import errors, rules
-from nexapod.pools.membership import apply_moves, disrupted, grant_entitlements, load_members
+from nexapod.pools import disrupting, disruption, errors, rules
+from nexapod.pools.membership import apply_moves, grant_entitlements, load_members
 from nexapod.pools.rules import Move
 from nexapod.pools.settle import LINES_PER_ENTRY_MAX, TREASURY_ACCOUNT, epoch_bounds_ms
 from nexapod.pools.settling import epoch_report, paid_until_ms, treasury_micro_usdc
@@ -171,6 +171,10 @@ def pool_summary(uow: UnitOfWork, policy: Policy) -> PoolSummary:
     total = sum(by_user.values())
     low, target, high = rules.cold_band(members, policy)
     top = sorted(by_user.items(), key=lambda item: (-item[1], item[0]))[:TOP_USERS_SHOWN]
+    need = disrupting.running_need_flops_per_s(session)
+    away = {node.node_id for node in disrupting.lost_away(session)}
+    now = disrupting.disruption_now(members, away, need, policy)
+    owed = disruption.stand_ins_owed_flops_per_s(members, now, policy)
     return PoolSummary(
         pools=[
             PoolCount(pool=pool, nodes=n, capacity_flops_per_s=str(cap))
@@ -187,7 +191,9 @@ def pool_summary(uow: UnitOfWork, policy: Policy) -> PoolSummary:
             )
             for user, cap in top
         ],
-        disrupted=disrupted(session),
+        disrupted=owed > 0,
+        capacity_need_flops_per_s=str(now.need_flops_per_s),
+        stand_ins_owed_flops_per_s=str(owed),
     )
 
 

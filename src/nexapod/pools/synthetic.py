@@ -183,7 +183,6 @@ def add_validated_work(
                 "work_flops": flops,
                 "compute_ms": 0,
                 "received_at_ms": at_ms,
-                "data": b"",
                 "status": "valid",
                 "validated_at_ms": at_ms,
             }

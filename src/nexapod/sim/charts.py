@@ -105,7 +105,7 @@ def _dominant(plt: Any, result: SimResult, policy: Policy, days: list[float], pa
     ax.plot(
         days,
         [float(r.dominant_share) for r in result.records],
-        label="hot share (as the cap counts)",
+        label="hot share (as the cap counts, stand-ins included)",
     )
     ax.plot(
         days,

@@ -72,6 +72,7 @@ class SimConfig:
     funding: tuple[Fraction, ...] = (Fraction(5, 4), Fraction(1, 2), Fraction(1), Fraction(1, 4))
     idle_s: int = 1800  # > the gap between a node's last report and the next manager pass
     lost_s: int = 120  # the coordinator's default pool_lost_s
+    write_off_s: int = 86_400  # the coordinator's default pool_write_off_s
     start_week: int = 2900  # 2025-08: any week works; epochs and weeks then align
     prune_work: bool = True
 
@@ -80,6 +81,7 @@ class SimConfig:
         assert self.funding, "at least one funding ratio"
         assert all(ratio >= 0 for ratio in self.funding)
         assert self.lost_s * _S < MANAGE_AT_MS - FAIL_AT_MS, "a failure is seen as lost"
+        assert self.write_off_s > 0
         assert self.idle_s * _S > MANAGE_AT_MS + 3600 * _S - WORK_AT_MS, "busy nodes not idle"
 
 
@@ -208,6 +210,7 @@ def _epoch(run: _Run, epoch: int) -> EpochRecord:
         t0 + MANAGE_AT_MS,
         run.config.idle_s,
         run.config.lost_s,
+        run.config.write_off_s,
         policy.stipend_period_s,
     )
     _apply(run, managed, t0 + MANAGE_AT_MS)

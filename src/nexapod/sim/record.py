@@ -2,8 +2,8 @@
 
 Records are computed from the pool as the store holds it after the manager's pass (the
 simulator's view, checked against the store), with the real rules' own measures:
-``hot_capacity_by_user`` for the share cap (promoted cold nodes not counted, as the cap
-does not count them) and ``cold_band`` for the band.
+``hot_capacity_by_user`` for the share cap (promoted cold stand-ins counted, as the cap
+counts them) and ``cold_band`` for the band (of regular hot capacity, stand-ins aside).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ class EpochRecord:
     promoted_nodes: int
     hot_users: int
     share_cap_binds: bool
-    hot_capacity_flops_per_s: int  # not counting promoted nodes
+    hot_capacity_flops_per_s: int  # not counting promoted nodes (the cold band's base)
     dominant_hot_flops_per_s: int
-    dominant_share: Fraction  # of hot capacity, as the cap measures it
-    dominant_share_with_promoted: Fraction  # its share of every node serving in hot
+    dominant_share: Fraction  # of hot capacity, as the cap measures it (stand-ins counted)
+    dominant_share_with_promoted: Fraction  # its share of every node serving in hot (the same)
     dominant_parked: int  # its nodes in warm
     cold_flops_per_s: int
     cold_band_flops_per_s: tuple[int, int, int]  # low, target, high (floored)
@@ -73,7 +73,10 @@ def record_epoch(
         if member.pool == "hot":
             serving[member.username] += counted
     by_user = rules.hot_capacity_by_user(members, policy)
-    hot_total = sum(by_user.values())
+    cap_total = sum(by_user.values())
+    hot_total = sum(
+        rules.counted_capacity(m, policy) for m in members if m.pool == "hot" and not m.promoted
+    )
     low, target, high = rules.cold_band(members, policy)
     return EpochRecord(
         epoch=epoch,
@@ -85,7 +88,7 @@ def record_epoch(
         share_cap_binds=rules.share_cap_binds(by_user, policy),
         hot_capacity_flops_per_s=hot_total,
         dominant_hot_flops_per_s=by_user.get(dominant, 0),
-        dominant_share=_share(by_user.get(dominant, 0), hot_total),
+        dominant_share=_share(by_user.get(dominant, 0), cap_total),
         dominant_share_with_promoted=_share(serving[dominant], sum(serving.values())),
         dominant_parked=sum(1 for m in members if m.username == dominant and m.pool == "warm"),
         cold_flops_per_s=capacity["cold"],

@@ -232,6 +232,7 @@ def _config(config: SimConfig) -> dict[str, Any]:
         "funding": [str(ratio) for ratio in config.funding],
         "idle_s": config.idle_s,
         "lost_s": config.lost_s,
+        "write_off_s": config.write_off_s,
         "start_week": config.start_week,
         "prune_work": config.prune_work,
     }

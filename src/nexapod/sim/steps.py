@@ -7,8 +7,8 @@ what the store cannot learn otherwise (``nexapod.pools.synthetic``): registratio
 validated results, a lease a failed node let lapse, liveness challenges' outcomes.
 
     admit           rules.admit for each node asking for work, membership.apply_moves
-    manage          membership.manage_pools (idle, lost and failover, disruption over,
-                    rebalance, institutions, cold band)
+    manage          membership.manage_pools (idle, write-offs, lost, disruption over,
+                    rebalance, failover and capacity need, institutions, cold band)
     settle          settling.settle_epoch, its per-node lines read back from the log
     pay stipends    stipends.pay_stipends
     fund            settling.fund_treasury
@@ -219,6 +219,7 @@ def manage(
     now_ms: int,
     idle_s: int,
     lost_s: int,
+    write_off_s: int,
     window_s: int,
 ) -> list[Move]:
     """One pass of the real pool manager, with cold nodes ordered by their availability
@@ -236,6 +237,7 @@ def manage(
             now_ms,
             idle_s=idle_s,
             lost_s=lost_s,
+            write_off_s=write_off_s,
             availability_ppm=availability_ppm,
         )
         uow.commit()

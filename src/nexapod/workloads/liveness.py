@@ -90,7 +90,9 @@ def check_result_bytes(seed: str) -> bytes:
     result = atlas.compute_unit(block_row, block_col, shape, CHECK_K)
     assert result.row_ids.shape == (CHECK_ROWS, CHECK_K)
     assert result.col_ids.shape == (CHECK_ROWS, CHECK_K)
-    return atlas.encode_unit_result(result)
+    # Format 1, as published: the answer's bytes are test vectors that every released
+    # node reproduces (docs/cold-challenges.md); another format would be another CHECK_KIND.
+    return atlas.encode_unit_result(result, shape, result_format=1)
 
 
 def check_answer_sha256(seed: str) -> str:

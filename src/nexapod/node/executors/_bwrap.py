@@ -24,6 +24,7 @@ from nexapod.node.executors._runtime import (
     check_scratch_dir,
     module_argv,
     python_runtime_paths,
+    readable_dir_paths,
     shim_argv,
     shim_started,
     unit_env,
@@ -163,7 +164,12 @@ class BwrapExecutor:
     isolated: bool = True
 
     def __init__(
-        self, bwrap_path: str | Path | None = None, *, probe: bool = True, reuse: bool = True
+        self,
+        bwrap_path: str | Path | None = None,
+        *,
+        probe: bool = True,
+        reuse: bool = True,
+        readable_dirs: Sequence[Path] = (),
     ) -> None:
         found = shutil.which("bwrap") if bwrap_path is None else str(bwrap_path)
         if found is None or not os.access(found, os.X_OK) or not Path(found).is_file():
@@ -173,7 +179,9 @@ class BwrapExecutor:
             )
         self.bwrap_path = found
         self.system_mounts = host_system_mounts()
-        self.runtime_paths = python_runtime_paths()
+        self.readable_dirs = readable_dir_paths(readable_dirs)
+        # bound read-only at the same path, like the runtime: what units read, never write
+        self.runtime_paths = [*python_runtime_paths(), *self.readable_dirs]
         self.reuse = reuse  # keep one sandbox warm between units (see _warm)
         self._worker: WarmWorker | None = None
         self._worker_lock = threading.Lock()

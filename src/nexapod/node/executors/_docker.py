@@ -19,7 +19,12 @@ from pathlib import Path
 
 from nexapod.errors import NodeError
 from nexapod.node.executors._outcome import classify
-from nexapod.node.executors._runtime import check_scratch_dir, module_argv, unit_env
+from nexapod.node.executors._runtime import (
+    check_scratch_dir,
+    module_argv,
+    readable_dir_paths,
+    unit_env,
+)
 from nexapod.node.executors._supervise import supervise
 from nexapod.node.executors._types import ExecutionResult, SandboxLimits
 
@@ -42,6 +47,7 @@ def docker_argv(
     container_name: str,
     uid: int,
     gid: int,
+    readable_dirs: Sequence[Path] = (),
 ) -> list[str]:
     """The ``docker run`` command line for ``command``: pure, for tests and for reading."""
     assert scratch_dir.is_absolute()
@@ -51,8 +57,9 @@ def docker_argv(
         raise ValueError("the unit's command is empty")
     if not image or image.startswith("-"):
         raise ValueError(f"not a Docker image name: {image!r}")
-    if ":" in str(scratch_dir) or "," in str(scratch_dir):
-        raise ValueError(f"Docker cannot mount a path with ':' or ',': {scratch_dir}")
+    for path in (scratch_dir, *readable_dirs):
+        if ":" in str(path) or "," in str(path):
+            raise ValueError(f"Docker cannot mount a path with ':' or ',': {path}")
     scratch = str(scratch_dir)
     memory = str(limits.memory_bytes_max)
     cpu = limits.cpu_s_max
@@ -85,6 +92,7 @@ def docker_argv(
         "ALL",
         "-v",
         f"{scratch}:{scratch}:rw",
+        *(arg for path in readable_dirs for arg in ("-v", f"{path}:{path}:ro")),
         "-w",
         scratch,
         "--user",
@@ -130,7 +138,12 @@ class DockerExecutor:
     isolated: bool = True
 
     def __init__(
-        self, image: str, *, docker_path: str | None = None, check_engine: bool = True
+        self,
+        image: str,
+        *,
+        docker_path: str | None = None,
+        check_engine: bool = True,
+        readable_dirs: Sequence[Path] = (),
     ) -> None:
         if not image or image.startswith("-"):
             raise ValueError(f"not a Docker image name: {image!r}")
@@ -143,6 +156,7 @@ class DockerExecutor:
             )
         self.image = image
         self.docker_path = found
+        self.readable_dirs = readable_dir_paths(readable_dirs)
         if check_engine:
             check_docker_engine(found)
 
@@ -166,6 +180,7 @@ class DockerExecutor:
             container_name=container_name,
             uid=os.getuid(),
             gid=os.getgid(),
+            readable_dirs=self.readable_dirs,
         )
         raw = supervise(
             lambda _sync_fd, _info_fd: command,

@@ -16,6 +16,7 @@ from nexapod.node.executors._outcome import classify
 from nexapod.node.executors._runtime import (
     check_scratch_dir,
     module_argv,
+    readable_dir_paths,
     shim_argv,
     shim_started,
     unit_env,
@@ -36,7 +37,8 @@ class ProcessExecutor:
     name: str = "process"
     isolated: bool = False
 
-    def __init__(self) -> None:
+    def __init__(self, *, readable_dirs: Sequence[Path] = ()) -> None:
+        self.readable_dirs = readable_dir_paths(readable_dirs)  # the host's files: no binding
         self.warning = PROCESS_WARNING
         _log.warning("executor.unsandboxed", extra={"executor": self.name})
 

@@ -26,6 +26,7 @@ __all__ = [
     "check_scratch_dir",
     "module_argv",
     "python_runtime_paths",
+    "readable_dir_paths",
     "scratch_tmp_dir",
     "shim_argv",
     "shim_started",
@@ -164,6 +165,19 @@ def unit_env(env: Mapping[str, str], scratch_dir: Path) -> dict[str, str]:
 def scratch_tmp_dir(scratch_dir: Path) -> Path:
     """Where TMPDIR points: inside scratch, created by the executor before the run."""
     return scratch_dir / "tmp"
+
+
+def readable_dir_paths(dirs: Sequence[Path]) -> tuple[Path, ...]:
+    """Directories units may read (bound read-only): absolute, existing, never ``/``."""
+    paths = []
+    for directory in dirs:
+        path = directory.resolve()
+        if not path.is_dir():
+            raise ValueError(f"readable directory {path} does not exist")
+        if path == Path("/"):
+            raise ValueError("a readable directory cannot be /")
+        paths.append(path)
+    return tuple(paths)
 
 
 def check_scratch_dir(scratch_dir: Path) -> Path:

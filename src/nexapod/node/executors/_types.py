@@ -121,6 +121,9 @@ class Executor(Protocol):
 
     name: str  # "bwrap" | "docker" | "process"
     isolated: bool  # False only for the process executor
+    # Directories beside the scratch that units read at the same path, never write
+    # (a node's prepared inputs): bound read-only into every sandbox.
+    readable_dirs: tuple[Path, ...]
 
     def run(
         self,

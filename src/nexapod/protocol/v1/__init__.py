@@ -26,6 +26,8 @@ from nexapod.protocol.v1.jobs import (
     UnitView,
 )
 from nexapod.protocol.v1.leases import (
+    HEADER_RESULT_DOCUMENT,
+    HEADER_RESULT_SIGNATURE,
     CheckpointDocument,
     CheckpointUpload,
     ComputeRecord,
@@ -125,6 +127,8 @@ __all__ = [
     "ComputeRecordPage",
     "AccountView",
     "FailureReport",
+    "HEADER_RESULT_DOCUMENT",
+    "HEADER_RESULT_SIGNATURE",
     "GpuInfo",
     "HardwareProfile",
     "InputRef",

@@ -23,6 +23,10 @@ __all__ = [
 
 JOB_STATUSES = ("running", "merging", "done", "failed")
 JobStatus = Literal["running", "merging", "done", "failed"]
+# A capacity in FLOP/s passes 2^53 (a network of capped nodes): decimal text, canonical.
+CapacityText = Annotated[
+    str, Field(pattern=r"^(0|[1-9][0-9]{0,29})$", examples=["2000000000000000"])
+]
 
 
 class SyntheticDataset(WireModel):
@@ -42,9 +46,13 @@ class MgfDataset(WireModel):
 
 
 class SubmitJobRequest(WireModel):
+    """A job to run. ``capacity_flops_per_s_min``, when given, is the hot capacity the job
+    needs while it runs: below it, cold nodes are promoted to make it up (docs/pools.md)."""
+
     workload: Literal["atlas"]
     params: dict[str, int | str] = Field(default_factory=dict, max_length=32)
     dataset: Annotated[SyntheticDataset | MgfDataset, Field(discriminator="kind")]
+    capacity_flops_per_s_min: CapacityText | None = None
 
 
 class NodeContribution(WireModel):
@@ -82,6 +90,7 @@ class JobView(WireModel):
     started_at_ms: int | None
     finished_at_ms: int | None
     product_sha256: str | None
+    capacity_flops_per_s_min: str | None  # the hot capacity it needs while it runs, if stated
     nodes: list[NodeContribution]
     recent_failures: list[UnitFailure]
 

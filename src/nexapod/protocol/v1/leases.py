@@ -9,6 +9,8 @@ from pydantic import Field
 from nexapod.protocol.v1._base import HEX64, SIGNATURE_B64, WireModel
 
 __all__ = [
+    "HEADER_RESULT_DOCUMENT",
+    "HEADER_RESULT_SIGNATURE",
     "FailureReport",
     "InputRef",
     "LeaseGrant",
@@ -20,6 +22,12 @@ __all__ = [
     "SubmitResultsRequest",
     "SubmitResultsResponse",
 ]
+
+# A result uploaded as raw bytes (POST /v1/leases/{lease_id}/result) carries its signed
+# ResultDocument in a header, as unpadded URL-safe base64 of the document's JSON, and
+# the document's signature in another.
+HEADER_RESULT_DOCUMENT = "NexaPod-Result-Document"
+HEADER_RESULT_SIGNATURE = "NexaPod-Result-Signature"
 
 LeaseId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 JobId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]

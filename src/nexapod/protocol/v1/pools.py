@@ -73,8 +73,12 @@ class PoolSummary(WireModel):
     cold_band_flops_per_s: tuple[IntText, IntText, IntText]  # low, target, high (floored)
     share_cap_binds: bool
     max_user_share: str
-    top_users: list[UserShare]  # by hot capacity, at most 10
-    disrupted: bool
+    top_users: list[
+        UserShare
+    ]  # by hot capacity (stand-ins included, as the cap counts), at most 10
+    disrupted: bool  # stand-ins are owed: a lost node away, or hot below the jobs' need
+    capacity_need_flops_per_s: IntText  # the running jobs' stated needs, summed
+    stand_ins_owed_flops_per_s: IntText  # the promoted capacity the disruption calls for
 
 
 class RewardLineView(WireModel):

@@ -4,13 +4,26 @@ Decoders are strict (a node's upload is untrusted input): exact size, shape and 
 never pickle, and every neighbour-list rule of ``_lists`` checked, so that what reaches
 the merge is well formed. Encoders are deterministic: the same value gives the same bytes.
 
-Unit result layout, little-endian::
+Unit result layouts, little-endian, after one header::
 
-    magic "NXAU" | format u32 = 1 | n_rows u32 | n_cols_listed u32 | k u32
+    magic "NXAU" | format u32 | n_rows u32 | n_cols_listed u32 | k u32
+
+format 2 (what units write: 6 bytes a neighbour)::
+
+    row_sims float32[n_rows * k] | col_sims float32[n_cols_listed * k]
+    row_ids uint16[n_rows * k]   | col_ids uint16[n_cols_listed * k]
+
+ids are local: a row list's ids count from the unit's ``col_start``, a column list's from
+its ``row_start`` (a block holds at most 65,536 spectra), and a padding slot (past the
+list's valid count, which the shape fixes) is 0xFFFF;
+
+format 1 (still read: results stored before format 2; 12 bytes a neighbour)::
+
     row_ids int64[n_rows * k] | row_sims float32[n_rows * k]
     col_ids int64[n_cols_listed * k] | col_sims float32[n_cols_listed * k]
 
-``n_cols_listed`` is 0 for a diagonal unit. Rows are in block order.
+with global ids and -1 for padding. ``n_cols_listed`` is 0 for a diagonal unit. Rows are
+in block order.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ __all__ = [
     "BLOCK_NORM_TOLERANCE",
     "NPY_HEADER_BYTES_MAX",
     "RESULT_BYTES_MAX",
+    "RESULT_FORMAT",
     "decode_block",
     "decode_unit_result",
     "encode_block",
@@ -39,37 +53,55 @@ __all__ = [
 ]
 
 RESULT_BYTES_MAX = 64 << 20
+RESULT_FORMAT = 2  # what encode_unit_result writes by default
 NPY_HEADER_BYTES_MAX = 4096
 # Rows of a block are unit vectors; float32 rounding moves a norm by ~1e-7.
 BLOCK_NORM_TOLERANCE = 1e-3
 _MAGIC = b"NXAU"
-_FORMAT = 1
 _HEADER = struct.Struct("<4sIIII")
-_ID_BYTES = 8
+_ID_BYTES = {1: 8, 2: 2}
 _SIM_BYTES = 4
+_LOCAL_PAD = 0xFFFF
 
 Float32Array = npt.NDArray[np.float32]
 
 
-def encode_unit_result(result: UnitResult) -> bytes:
-    """The result's bytes in the layout of the module docstring."""
+def encode_unit_result(
+    result: UnitResult, shape: UnitShape, result_format: int = RESULT_FORMAT
+) -> bytes:
+    """The result's bytes in a layout of the module docstring (format 2 by default)."""
     n_rows, k = result.row_ids.shape
     n_cols_listed = result.col_ids.shape[0]
-    header = _HEADER.pack(_MAGIC, _FORMAT, n_rows, n_cols_listed, k)
-    parts = [
-        header,
-        result.row_ids.astype("<i8", copy=False).tobytes(),
-        result.row_sims.astype("<f4", copy=False).tobytes(),
-        result.col_ids.astype("<i8", copy=False).tobytes(),
-        result.col_sims.astype("<f4", copy=False).tobytes(),
-    ]
-    data = b"".join(parts)
-    assert len(data) == _result_bytes(n_rows, n_cols_listed, k)
+    header = _HEADER.pack(_MAGIC, result_format, n_rows, n_cols_listed, k)
+    if result_format == 1:
+        parts = [
+            result.row_ids.astype("<i8", copy=False).tobytes(),
+            result.row_sims.astype("<f4", copy=False).tobytes(),
+            result.col_ids.astype("<i8", copy=False).tobytes(),
+            result.col_sims.astype("<f4", copy=False).tobytes(),
+        ]
+    else:
+        assert result_format == 2
+        parts = [
+            result.row_sims.astype("<f4", copy=False).tobytes(),
+            result.col_sims.astype("<f4", copy=False).tobytes(),
+            _local_ids(result.row_ids, shape.col_start).tobytes(),
+            _local_ids(result.col_ids, shape.row_start).tobytes(),
+        ]
+    data = header + b"".join(parts)
+    assert len(data) == _result_bytes(result_format, n_rows, n_cols_listed, k)
     return data
 
 
-def _result_bytes(n_rows: int, n_cols_listed: int, k: int) -> int:
-    return _HEADER.size + (n_rows + n_cols_listed) * k * (_ID_BYTES + _SIM_BYTES)
+def _local_ids(ids: npt.NDArray[np.int64], id_start: int) -> npt.NDArray[np.uint16]:
+    local = np.where(ids < 0, _LOCAL_PAD, ids - id_start)
+    assert local.size == 0 or (int(local.min()) >= 0 and int(local.max()) <= _LOCAL_PAD)
+    return local.astype("<u2")
+
+
+def _result_bytes(result_format: int, n_rows: int, n_cols_listed: int, k: int) -> int:
+    per_neighbour = _ID_BYTES[result_format] + _SIM_BYTES
+    return _HEADER.size + (n_rows + n_cols_listed) * k * per_neighbour
 
 
 def decode_unit_result(
@@ -79,7 +111,8 @@ def decode_unit_result(
     n_spectra: int,
     bytes_max: int = RESULT_BYTES_MAX,
 ) -> UnitResult:
-    """Parse and check a unit's result; any defect raises ``workload.result_malformed``."""
+    """Parse and check a unit's result (format 2 or 1); any defect raises
+    ``workload.result_malformed``."""
     require_int(k, "k", K_MIN, K_MAX, "params_invalid")
     require_int(n_spectra, "n_spectra", 1, SPECTRA_MAX, "params_invalid")
     if shape.col_stop > n_spectra:
@@ -88,9 +121,9 @@ def decode_unit_result(
         raise WorkloadError("result_malformed", f"{len(data)} bytes, more than {bytes_max}")
     if len(data) < _HEADER.size:
         raise WorkloadError("result_malformed", f"{len(data)} bytes is shorter than a header")
-    magic, version, n_rows, n_cols_listed, k_listed = _HEADER.unpack_from(data)
+    magic, result_format, n_rows, n_cols_listed, k_listed = _HEADER.unpack_from(data)
     n_cols_expected = 0 if shape.is_diagonal else shape.n_cols
-    if magic != _MAGIC or version != _FORMAT:
+    if magic != _MAGIC or result_format not in _ID_BYTES:
         raise WorkloadError("result_malformed", "not an atlas unit result (magic or format)")
     if (n_rows, n_cols_listed, k_listed) != (shape.n_rows, n_cols_expected, k):
         raise WorkloadError(
@@ -98,9 +131,18 @@ def decode_unit_result(
             f"header says {n_rows} rows, {n_cols_listed} cols, k={k_listed}; "
             f"expected {shape.n_rows}, {n_cols_expected}, k={k}",
         )
-    size_bytes = _result_bytes(n_rows, n_cols_listed, k)
+    size_bytes = _result_bytes(result_format, n_rows, n_cols_listed, k)
     if len(data) != size_bytes:
         raise WorkloadError("result_malformed", f"{len(data)} bytes, expected {size_bytes}")
+    if result_format == 1:
+        result = _decode_format_1(data, n_rows, n_cols_listed, k)
+    else:
+        result = _decode_format_2(data, shape, n_rows, n_cols_listed, k)
+    _check_result(result, shape, k)
+    return result
+
+
+def _decode_format_1(data: bytes, n_rows: int, n_cols_listed: int, k: int) -> UnitResult:
     offset = _HEADER.size
     row_ids = np.frombuffer(data, "<i8", n_rows * k, offset).astype(np.int64).reshape(n_rows, k)
     offset += row_ids.nbytes
@@ -112,9 +154,42 @@ def decode_unit_result(
     col_sims = np.frombuffer(data, "<f4", count, offset).astype(np.float32)
     offset += col_sims.nbytes
     assert offset == len(data)
-    result = UnitResult(row_ids, row_sims, col_ids, col_sims.reshape(n_cols_listed, k))
-    _check_result(result, shape, k)
-    return result
+    return UnitResult(row_ids, row_sims, col_ids, col_sims.reshape(n_cols_listed, k))
+
+
+def _decode_format_2(
+    data: bytes, shape: UnitShape, n_rows: int, n_cols_listed: int, k: int
+) -> UnitResult:
+    row_count, col_count = n_rows * k, n_cols_listed * k
+    offset = _HEADER.size
+    row_sims = np.frombuffer(data, "<f4", row_count, offset).astype(np.float32)
+    offset += row_count * _SIM_BYTES
+    col_sims = np.frombuffer(data, "<f4", col_count, offset).astype(np.float32)
+    offset += col_count * _SIM_BYTES
+    row_local = np.frombuffer(data, "<u2", row_count, offset).reshape(n_rows, k)
+    offset += row_count * 2
+    col_local = np.frombuffer(data, "<u2", col_count, offset).reshape(n_cols_listed, k)
+    offset += col_count * 2
+    assert offset == len(data)
+    row_candidates = shape.n_cols - 1 if shape.is_diagonal else shape.n_cols
+    row_ids = _global_ids(row_local, shape.col_start, min(k, row_candidates), "row")
+    col_ids = _global_ids(col_local, shape.row_start, min(k, shape.n_rows), "col")
+    return UnitResult(
+        row_ids, row_sims.reshape(n_rows, k), col_ids, col_sims.reshape(n_cols_listed, k)
+    )
+
+
+def _global_ids(
+    local: npt.NDArray[np.uint16], id_start: int, valid_count: int, what: str
+) -> npt.NDArray[np.int64]:
+    """Global ids of local ones; slots past ``valid_count`` must be padding (0xFFFF), and
+    become -1. The range of the valid ones is checked with the rest of the lists."""
+    ids = local.astype(np.int64) + id_start
+    padding = local[:, valid_count:]
+    if padding.size and not bool(np.all(padding == _LOCAL_PAD)):
+        raise WorkloadError("result_malformed", f"{what} lists: a padding slot holds an id")
+    ids[:, valid_count:] = -1
+    return ids
 
 
 def _check_result(result: UnitResult, shape: UnitShape, k: int) -> None:
@@ -200,10 +275,13 @@ def decode_block(data: bytes, n_rows: int, embedding_dim: int) -> Float32Array:
             "block_malformed", f"block shape {array.shape}, expected ({n_rows}, {embedding_dim})"
         )
     block: Float32Array = array.view(np.float32)
-    if not np.all(np.isfinite(block)):
-        raise WorkloadError("block_malformed", "block holds NaN or infinite values")
-    squared_norms = np.einsum("ij,ij->i", block, block, dtype=np.float64)
-    off = np.flatnonzero(np.abs(squared_norms - 1.0) > 2 * BLOCK_NORM_TOLERANCE)
+    # One float32 pass (a sandboxed unit decodes two blocks before its kernel starts):
+    # float32 sums of 8,192 squares err by 8,192 x 2^-24 (5e-4) at most, inside the tolerance; a
+    # NaN or infinity makes its row's norm fail the test (written so that NaN fails it).
+    squared_norms = np.einsum("ij,ij->i", block, block)
+    off = np.flatnonzero(~(np.abs(squared_norms - 1.0) <= 2 * BLOCK_NORM_TOLERANCE))
     if off.shape[0]:
+        if not np.all(np.isfinite(block)):
+            raise WorkloadError("block_malformed", "block holds NaN or infinite values")
         raise WorkloadError("block_malformed", f"block row {int(off[0])} is not unit-norm")
     return block

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         except WorkloadError as exc:
             print(f"nexapod unit: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        write_unit_output(scratch_dir, encode_unit_result(result))
+        write_unit_output(scratch_dir, encode_unit_result(result, unit.shape))
     except MemoryError:
         print("nexapod unit: out of memory", file=sys.stderr)
         return EXIT_MEMORY
