@@ -1,7 +1,7 @@
 """ledger: a transfer is its log entry (with its 16-byte id and account keys); holds apart
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-07
 
 Before: ``ledger_transfers`` held every field of a transfer under its 32-character id,
@@ -26,8 +26,8 @@ from alembic import op
 
 import nexapod.storage.types
 
-revision = "0012"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -95,7 +95,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     op.add_column("ledger_accounts", sa.Column("account_key", sa.BigInteger(), nullable=True))
     _give_account_keys(bind)
-    staged = _new_transfers("ledger_transfers_0012")
+    staged = _new_transfers("ledger_transfers_staged_new")
     staged.create(bind)
     _stage_transfers(bind, staged)
     with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
@@ -127,7 +127,7 @@ def upgrade() -> None:
         )
     op.execute(
         "UPDATE ledger_log_entries SET transfer_id = s.transfer_id, debit_key = s.debit_key, "
-        "credit_key = s.credit_key FROM ledger_transfers_0012 AS s "
+        "credit_key = s.credit_key FROM ledger_transfers_staged_new AS s "
         "WHERE s.log_index = ledger_log_entries.leaf_index"
     )
     with op.batch_alter_table("ledger_log_entries", schema=None) as batch_op:
@@ -135,7 +135,7 @@ def upgrade() -> None:
     _create_holds()
     op.execute(
         "INSERT INTO ledger_holds (log_index, pending_status, expires_at_ms) "
-        "SELECT log_index, pending_status, expires_at_ms FROM ledger_transfers_0012 "
+        "SELECT log_index, pending_status, expires_at_ms FROM ledger_transfers_staged_new "
         "WHERE pending_status IS NOT NULL"
     )
     staged.drop(bind)
@@ -241,7 +241,7 @@ def _index_checkpointed_history(bind: sa.engine.Connection) -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    staged = _old_transfers("ledger_transfers_0011")
+    staged = _old_transfers("ledger_transfers_staged_old")
     staged.create(bind)
     _unstage_transfers(bind, staged)
     op.drop_table("ledger_account_history")
@@ -266,7 +266,8 @@ def downgrade() -> None:
     _create_old_transfers()
     columns = ", ".join(column.name for column in staged.columns)
     op.execute(
-        f"INSERT INTO ledger_transfers ({columns}) SELECT {columns} FROM ledger_transfers_0011"
+        f"INSERT INTO ledger_transfers ({columns}) "
+        f"SELECT {columns} FROM ledger_transfers_staged_old"
     )
     staged.drop(bind)
 

@@ -1,4 +1,4 @@
-"""Migration 0012 carries a ledger over, both ways, on SQLite and PostgreSQL: a store
+"""Migration 0014 carries a ledger over, both ways, on SQLite and PostgreSQL: a store
 written in the old layout (transfers under their text ids, holds in the transfer rows)
 reads the same after the upgrade, keeps working (idempotent resends, posting an old
 hold, history), and comes back row for row after the downgrade."""
@@ -168,7 +168,7 @@ def _old_rows(engine: Engine) -> set[tuple[Any, ...]]:
 
 
 def test_a_ledger_is_carried_over_and_back(engine: Engine) -> None:
-    _migrate(engine, "0011")
+    _migrate(engine, "0013")
     transfers = _old_ledger()
     _write_old_ledger(engine, transfers)
     before = _old_rows(engine)
@@ -220,7 +220,7 @@ def test_a_ledger_is_carried_over_and_back(engine: Engine) -> None:
     (posted,) = service.transfer(uow_factory, [post], NOW_MS + 2)
     assert (posted.status, posted.transfer.amount, posted.transfer.log_index) == ("created", 30, 6)
 
-    _migrate(engine, "0011", down=True)
+    _migrate(engine, "0013", down=True)
     after = _old_rows(engine)
     new_post = (
         *(f"{0xF6:032x}", "post_pending", ALICE, BOB, "NXC", 30, transfers[2].transfer_id),
