@@ -50,14 +50,15 @@ STANDARD = JobShape({"block_size": 512, "k": 8, "embedding_dim": 512}, 3072, 21)
 # 3 blocks: 6 units, the 3 off-diagonal ones about a second each, in 32 chunks
 LONG = JobShape({"block_size": 3072, "k": 8, "embedding_dim": 1024}, 9216, 6)
 USERS = ("alice", "bob", "carol")
-# Short leases, so that lost work comes back within seconds.
 # Short leases, so that lost work comes back within seconds; and units in 96-row chunks
-# (512-row blocks: 6 chunks each), with a checkpoint after each.
+# (the FLOPs of 96 rows of STANDARD's units: 512-row blocks in 6 chunks each, and LONG's
+# 3072-row blocks, whose rows are 12 times the work, in chunks of the least, 96), with a
+# checkpoint after each.
 ENV = {
     "NEXAPOD_POLICY_FILE": str(NO_SHARE_CAP_POLICY),
     "NEXAPOD_LEASE_S_MIN": "3",
     "NEXAPOD_LEASE_S_MAX": "4",
-    "NEXAPOD_CHECKPOINT_CHUNK_ROWS": "96",
+    "NEXAPOD_CHECKPOINT_CHUNK_FLOPS": str(96 * 2 * 512 * 512),
 }
 JOB_S_MAX = 150
 

@@ -374,8 +374,8 @@ def test_signed_compute_records_verify_with_the_nodes_keys_page_by_page(
 
 @pytest.fixture
 def chunked_api(settings: Settings, clock: Clock) -> Iterator[TestClient]:
-    """Off-diagonal units taller than 96 rows are computed in 96-row chunks."""
-    yield from _api(settings, clock, checkpoint_chunk_rows=96)
+    """Off-diagonal units (256 x 256 x 128 here) are computed in 96-row chunks."""
+    yield from _api(settings, clock, checkpoint_chunk_flops=96 * 2 * 256 * 128)
 
 
 CHUNKED_JOB = {

@@ -14,6 +14,7 @@ from nexapod.workloads.atlas import (
     AtlasParams,
     UnitShape,
     block_ranges,
+    chunk_rows,
     job_flops,
     plan_units,
     unit_flops,
@@ -130,3 +131,44 @@ def test_shape_from_dict_is_strict(changes: dict[str, Any]) -> None:
 def test_diagonal_shape_pairs_a_block_with_itself() -> None:
     with pytest.raises(WorkloadError, match="diagonal"):
         UnitShape(block_row=2, block_col=2, row_start=0, row_stop=5, col_start=5, col_stop=10)
+
+
+OFF_4096 = UnitShape(0, 1, 0, 4096, 4096, 8192)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dim", "chunk_flops", "rows"),
+    [
+        (OFF_4096, 1024, 10**12, 0),  # 34 GFLOP: one chunk, runs whole
+        (OFF_4096, 1024, 96 * 2 * 4096 * 1024, 96),  # exactly 96 rows' work
+        (OFF_4096, 1024, 97 * 2 * 4096 * 1024, 96),  # rounded down to a multiple of 96
+        (OFF_4096, 1024, 1536 * 2 * 4096 * 1024, 1536),
+        (OFF_4096, 1024, 1, 96),  # never less than 96 rows
+        (OFF_4096, 1024, 4224 * 2 * 4096 * 1024, 0),  # a chunk (44 x 96 rows) holds it all
+        (OFF_4096, 1024, 0, 0),  # checkpoints off
+        (UnitShape(0, 0, 0, 4096, 0, 4096), 1024, 1, 0),  # diagonal units run whole
+    ],
+)
+def test_chunk_rows_follow_the_work_of_a_row(
+    shape: UnitShape, dim: int, chunk_flops: int, rows: int
+) -> None:
+    assert chunk_rows(shape, dim, chunk_flops) == rows
+
+
+@given(
+    n_rows=st.integers(1, 65536),
+    n_cols=st.integers(1, 65536),
+    dim=st.integers(8, 8192),
+    chunk_flops=st.integers(1, 10**15),
+)
+def test_a_chunk_is_whole_multiples_of_96_rows_and_shorter_than_its_unit(
+    n_rows: int, n_cols: int, dim: int, chunk_flops: int
+) -> None:
+    shape = UnitShape(0, 1, 0, n_rows, n_rows, n_rows + n_cols)
+    rows = chunk_rows(shape, dim, chunk_flops)
+    assert rows == 0 or (rows % 96 == 0 and 96 <= rows < n_rows)
+    row_flops = unit_flops(1, n_cols, dim)
+    if rows > 96:
+        assert rows * row_flops <= chunk_flops, "no chunk past the work asked for"
+    if rows == 0:
+        assert n_rows <= max(96, chunk_flops // row_flops // 96 * 96)

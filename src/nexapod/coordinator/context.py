@@ -70,7 +70,7 @@ def mesh_limits(settings: Settings, policy: Policy | None = None) -> MeshLimits:
             flops_per_s_max=settings.validation_flops_per_s_max,
         ),
         blacklist_user_on_tampering=settings.blacklist_user_on_tampering,
-        checkpoint_chunk_rows=settings.checkpoint_chunk_rows,
+        checkpoint_chunk_flops=settings.checkpoint_chunk_flops,
         checkpoint_bytes_max=settings.checkpoint_bytes_max,
         pool_policy=policy if policy is not None else load_policy(settings.policy_file),
         job_capacity_flops_per_s_max=settings.job_capacity_flops_per_s_max,

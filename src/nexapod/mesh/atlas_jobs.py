@@ -60,8 +60,10 @@ class JobPlan:
         return sum(unit.work_flops for unit in self.units)
 
 
-def plan_job(request: SubmitJobRequest, spectra_max: int, chunk_rows: int = 0) -> JobPlan:
-    """Embed the dataset, cut it into blocks and list one unit per block pair."""
+def plan_job(request: SubmitJobRequest, spectra_max: int, chunk_flops: int = 0) -> JobPlan:
+    """Embed the dataset, cut it into blocks and list one unit per block pair; units of
+    more than ``chunk_flops`` run in chunks of about that much work, with a checkpoint
+    after each (``atlas.chunk_rows``; 0: every unit runs whole)."""
     params = atlas.AtlasParams.from_dict({**atlas.AtlasParams().to_dict(), **request.params})
     dataset = request.dataset
     if isinstance(dataset, SyntheticDataset):
@@ -99,8 +101,9 @@ def plan_job(request: SubmitJobRequest, spectra_max: int, chunk_rows: int = 0) -
             "params": params_dict,
             "n_spectra": n_items,
         }
-        if chunk_rows and not shape.is_diagonal and shape.n_rows > chunk_rows:
-            spec["chunk_rows"] = chunk_rows  # long enough to checkpoint (docs/validation.md)
+        rows = atlas.chunk_rows(shape, params.embedding_dim, chunk_flops)
+        if rows:
+            spec["chunk_rows"] = rows  # long enough to checkpoint (docs/validation.md)
         inputs = (shape.block_row,) if shape.is_diagonal else (shape.block_row, shape.block_col)
         flops = atlas.unit_flops(shape.n_rows, shape.n_cols, params.embedding_dim)
         units.append(PlannedUnit(index, spec, inputs, flops))

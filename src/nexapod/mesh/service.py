@@ -106,7 +106,7 @@ class MeshLimits:
     page_size_max: int
     validation: ValidationPolicy = field(default_factory=ValidationPolicy)
     blacklist_user_on_tampering: bool = True
-    checkpoint_chunk_rows: int = 0
+    checkpoint_chunk_flops: int = 0
     checkpoint_bytes_max: int = 64 << 20
     pool_policy: Policy | None = None  # None: no pool gate (every node may work)
     job_capacity_flops_per_s_max: int = 10**20  # the largest capacity need a job may state
@@ -136,7 +136,7 @@ def plan_job(request: SubmitJobRequest, limits: MeshLimits) -> atlas_jobs.JobPla
     """Check the request and embed the dataset and cut the job into units (CPU only: run
     it outside a write); a bad capacity need is refused before the expensive part."""
     capacity_need_flops_per_s(request, limits)
-    return atlas_jobs.plan_job(request, limits.dataset_spectra_max, limits.checkpoint_chunk_rows)
+    return atlas_jobs.plan_job(request, limits.dataset_spectra_max, limits.checkpoint_chunk_flops)
 
 
 def submit_job(

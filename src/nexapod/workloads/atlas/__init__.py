@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from nexapod.workloads.atlas._plan import (
         UnitShape,
         block_ranges,
+        chunk_rows,
         job_flops,
         plan_units,
         unit_flops,
@@ -69,6 +70,7 @@ __all__ = [
     "UnitResult",
     "UnitShape",
     "block_ranges",
+    "chunk_rows",
     "brute_force_knn",
     "compute_unit",
     "decode_block",
@@ -106,6 +108,7 @@ _MODULE_OF = {
     "UnitResult": "_kernel",
     "UnitShape": "_plan",
     "block_ranges": "_plan",
+    "chunk_rows": "_plan",
     "brute_force_knn": "_graph",
     "compute_unit": "_kernel",
     "results_agree": "_agree",

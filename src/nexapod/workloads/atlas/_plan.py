@@ -15,9 +15,11 @@ from nexapod.errors import WorkloadError
 from nexapod.workloads.atlas._params import BLOCK_SIZE_MAX, SPECTRA_MAX, AtlasParams, require_int
 
 __all__ = [
+    "CHUNK_ROWS_MULTIPLE",
     "UNITS_MAX",
     "UnitShape",
     "block_ranges",
+    "chunk_rows",
     "job_flops",
     "plan_units",
     "unit_flops",
@@ -26,6 +28,9 @@ __all__ = [
 
 # A plan longer than this is refused (about 1,400 blocks): pick a larger block_size.
 UNITS_MAX = 1_000_000
+# Chunks start at multiples of this many rows, so that a chunk's similarities have the
+# bits of one whole-block product (BLAS register blocks divide 96: docs/atlas.md).
+CHUNK_ROWS_MULTIPLE = 96
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,25 @@ def unit_flops(n_rows: int, n_cols: int, embedding_dim: int) -> int:
     assert n_cols >= 0
     assert embedding_dim >= 0
     return 2 * n_rows * n_cols * embedding_dim
+
+
+def chunk_rows(shape: UnitShape, embedding_dim: int, chunk_flops: int) -> int:
+    """Rows per checkpoint chunk of a unit, or 0 when the unit runs whole.
+
+    A chunk is as many rows as ``chunk_flops`` of work allows (whole multiples of 96, at
+    least 96), so a checkpoint comes after a chunk of about that much work whatever the
+    unit's shape; a unit that fits in one chunk, a diagonal unit (its kernel computes each
+    pair once for both directions, which a split by rows would undo), or ``chunk_flops``
+    0 runs whole: checkpointing a unit of seconds costs more than redoing it.
+    """
+    assert chunk_flops >= 0
+    assert embedding_dim > 0
+    if chunk_flops == 0 or shape.is_diagonal:
+        return 0
+    row_flops = unit_flops(1, shape.n_cols, embedding_dim)
+    rows = max(1, chunk_flops // row_flops // CHUNK_ROWS_MULTIPLE) * CHUNK_ROWS_MULTIPLE
+    assert rows % CHUNK_ROWS_MULTIPLE == 0
+    return rows if shape.n_rows > rows else 0
 
 
 def job_flops(n_spectra: int, params: AtlasParams) -> int:
