@@ -195,7 +195,20 @@ def submit_job(
     session.flush()
     view = _job_view(uow, job)
     uow.commit()
+    _warm_block_cache(job_id, plan.blocks)
     return view
+
+
+def _warm_block_cache(job_id: str, blocks: list[atlas_jobs.PlannedBlock]) -> None:
+    """The first blocks of a job just stored, into the block cache: units are leased in
+    plan order, so every node's first downloads are served without reading them back
+    from the store. Half the cache at most, so a large job does not push out the rest."""
+    budget_bytes = _BLOCK_CACHE.bytes_max // 2
+    for block in blocks:
+        if len(block.data) > budget_bytes:
+            return
+        budget_bytes -= len(block.data)
+        _BLOCK_CACHE.put((job_id, block.block_index), block.data)
 
 
 def _input_refs(
