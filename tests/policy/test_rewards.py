@@ -9,10 +9,11 @@ import sys
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nexapod.policy import default_policy, quote
+from nexapod.policy import RewardQuote, default_policy, quote
 
 POLICY = default_policy()
 EPOCH_S = POLICY.epoch_s
@@ -122,3 +123,49 @@ def test_the_fast_logarithm_is_decimals_digit_for_digit(coefficient: int, expone
     above_one = context.add(1, value)  # the shape quote() takes the logarithm of
     assert ln(value) == context.ln(value)
     assert ln(above_one) == context.ln(above_one)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    flops=st.one_of(st.integers(0, 10**25), st.integers(0, 10**6)),
+    capacity=st.one_of(st.integers(0, 10**19), st.integers(0, 1000)),
+    epoch_s=st.sampled_from([60, 3600, 86_400]),
+    knee=st.sampled_from([10**13, 10**15, 10**18]),
+)
+def test_the_fast_integer_quote_is_the_60_digit_quote(
+    flops: int, capacity: int, epoch_s: int, knee: int
+) -> None:
+    """Settlement's quote_micro (MPFR at 128 bits, decimal near an integer) pays exactly
+    what the 60-digit quote pays, over the whole range of inputs."""
+    from nexapod.policy._rewards import quote_micro
+
+    policy = replace(POLICY, knee_flops_per_s=knee)
+    exact = quote(flops, capacity, epoch_s, policy)
+    assert quote_micro(flops, capacity, epoch_s, policy) == (exact.nxc_micro, exact.usdc_micro)
+
+
+def test_the_fast_integer_quote_asks_decimal_near_an_integer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the fast amount is too near an integer to trust its floor, the 60-digit quote
+    decides (the margin widened here so that every amount counts as near)."""
+    import gmpy2
+
+    from nexapod.policy import _rewards
+
+    asked: list[int] = []
+    real_quote = _rewards.quote
+
+    def counting_quote(flops: int, *rest: object) -> RewardQuote:
+        asked.append(flops)
+        return real_quote(flops, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_rewards, "_FAST_MARGIN", gmpy2.mpfr(1))
+    monkeypatch.setattr(_rewards, "quote", counting_quote)
+    pays = [_rewards.quote_micro(f, CAPACITY, EPOCH_S, POLICY) for f in (1, 10**12, 10**17)]
+
+    assert asked == [1, 10**12, 10**17]
+    assert pays == [
+        (q.nxc_micro, q.usdc_micro)
+        for q in (real_quote(f, CAPACITY, EPOCH_S, POLICY) for f in (1, 10**12, 10**17))
+    ]

@@ -8,7 +8,7 @@ from nexapod.policy._policy import (
     load_policy,
     policy_from_values,
 )
-from nexapod.policy._rewards import DIGITS, RewardQuote, quote
+from nexapod.policy._rewards import DIGITS, RewardQuote, quote, quote_micro
 
 __all__ = [
     "DIGITS",
@@ -20,4 +20,5 @@ __all__ = [
     "load_policy",
     "policy_from_values",
     "quote",
+    "quote_micro",
 ]

@@ -18,6 +18,7 @@ from nexapod.ledger import log_store
 from nexapod.mesh.store import LeaseRow
 from nexapod.policy import Policy
 from nexapod.pools import disrupting, disruption, rules
+from nexapod.pools.epoch_work import node_capacities
 from nexapod.pools.rules import Member, Move
 from nexapod.pools.store import EntitlementRow, InstitutionRow, PoolMemberRow, PoolTransitionRow
 from nexapod.registry.store import NodeRow
@@ -102,7 +103,8 @@ def institutional_map(session: Session, policy: Policy, usernames: Iterable[str]
         institutions = institutions.where(InstitutionRow.username.in_(sorted(wanted)))
         nodes = nodes.where(NodeRow.username.in_(sorted(wanted)))
     capacity: dict[str, int] = {}
-    for username, node_capacity in session.execute(nodes):
+    rows = session.execute(nodes) if few else node_capacities(session)
+    for username, node_capacity in rows:
         if username in wanted:
             capacity[username] = capacity.get(username, 0) + int(node_capacity)
     listed = [name for name in session.scalars(institutions) if name in wanted]

@@ -20,7 +20,7 @@ from typing import Any
 from nexapod.crypto import sha256_hex
 from nexapod.ledger.accounts import mint_account_id, system_account_id, user_account_id
 from nexapod.ledger.rules import NewTransfer
-from nexapod.policy import Policy, quote
+from nexapod.policy import Policy, quote_micro
 
 __all__ = [
     "LINES_PER_ENTRY_MAX",
@@ -128,19 +128,19 @@ def settle_epoch_lines(
     assert treasury_micro_usdc >= 0
     assert len(work) <= NODES_PER_EPOCH_MAX
     assert len({w.node_id for w in work}) == len(work), "one line per node"
-    quotes = [quote(w.flops, w.capacity_flops_per_s, policy.epoch_s, policy) for w in work]
-    owed_total = sum(q.usdc_micro for q in quotes)
+    quotes = [quote_micro(w.flops, w.capacity_flops_per_s, policy.epoch_s, policy) for w in work]
+    owed_total = sum(usdc_micro for _, usdc_micro in quotes)
     lines = tuple(
         RewardLine(
             node_id=w.node_id,
             username=w.username,
             flops=w.flops,
             capacity_flops_per_s=w.capacity_flops_per_s,
-            nxc_micro=q.nxc_micro,
-            usdc_owed_micro=q.usdc_micro,
-            usdc_paid_micro=_scaled(q.usdc_micro, treasury_micro_usdc, owed_total),
+            nxc_micro=nxc_micro,
+            usdc_owed_micro=usdc_micro,
+            usdc_paid_micro=_scaled(usdc_micro, treasury_micro_usdc, owed_total),
         )
-        for w, q in zip(work, quotes, strict=True)
+        for w, (nxc_micro, usdc_micro) in zip(work, quotes, strict=True)
     )
     paid_total = sum(line.usdc_paid_micro for line in lines)
     assert paid_total <= treasury_micro_usdc, "the treasury never goes negative"

@@ -27,6 +27,7 @@ from nexapod.policy import Policy
 from nexapod.policy.service import ensure_policy_recorded
 from nexapod.policy.store import PolicyActivationRow
 from nexapod.pools import errors
+from nexapod.pools.epoch_work import epoch_work
 from nexapod.pools.membership import institutional_map
 from nexapod.pools.settle import (
     TREASURY_ACCOUNT,
@@ -38,8 +39,7 @@ from nexapod.pools.settle import (
     settlement_transfer_id,
     settlement_transfers,
 )
-from nexapod.pools.store import PoolMemberRow, RewardEpochRow
-from nexapod.registry.store import NodeRow
+from nexapod.pools.store import RewardEpochRow
 from nexapod.storage.uow import UnitOfWork, UnitOfWorkFactory
 
 __all__ = [
@@ -124,44 +124,15 @@ def next_epoch(session: Session, epoch_s: int) -> int | None:
     return None if first is None else epoch_of(int(first), epoch_s)
 
 
-SPLIT = 10**6  # sums are taken in two parts, so no database integer overflows (below)
-
-
 def _validated_work(session: Session, policy: Policy, start_ms: int, end_ms: int) -> list[NodeWork]:
-    """Per node: validated FLOPs in ``[start, end)``; institutional nodes are not paid.
-
-    A unit's FLOPs fit in 63 bits, but a fast node's sum over an epoch may not, and
-    SQLite's SUM fails past 2^63. Summing ``flops / 10^6`` and ``flops % 10^6`` apart
-    keeps both sums far inside 63 bits and the total exact.
-    """
-    rows = session.execute(
-        select(
-            ResultRow.node_id,
-            NodeRow.username,
-            NodeRow.capacity_flops_per_s,
-            func.sum(ResultRow.work_flops / SPLIT),
-            func.sum(ResultRow.work_flops % SPLIT),
-            PoolMemberRow.pool,
-        )
-        .join(NodeRow, NodeRow.node_id == ResultRow.node_id)
-        .outerjoin(PoolMemberRow, PoolMemberRow.node_id == ResultRow.node_id)
-        .where(
-            ResultRow.status == "valid",
-            ResultRow.validated_at_ms >= start_ms,
-            ResultRow.validated_at_ms < end_ms,
-        )
-        .group_by(
-            ResultRow.node_id, NodeRow.username, NodeRow.capacity_flops_per_s, PoolMemberRow.pool
-        )
-        .order_by(ResultRow.node_id)
-    ).all()
-    institutional = institutional_map(session, policy, {row[1] for row in rows})
-    work = []
-    for node_id, username, capacity, high, low, pool in rows:
-        flops = int(high) * SPLIT + int(low)
-        if pool != "institutional" and username not in institutional and flops > 0:
-            work.append(NodeWork(node_id, username, flops, int(capacity)))
-    return work
+    """Per node: validated FLOPs in ``[start, end)``; institutional nodes are not paid."""
+    rows = epoch_work(session, start_ms, end_ms)
+    institutional = institutional_map(session, policy, {row.username for row in rows})
+    return [
+        NodeWork(row.node_id, row.username, row.flops, row.capacity_flops_per_s)
+        for row in rows
+        if row.pool != "institutional" and row.username not in institutional and row.flops > 0
+    ]
 
 
 def settle_epoch(
