@@ -8,7 +8,7 @@ from nexapod.policy._policy import (
     load_policy,
     policy_from_values,
 )
-from nexapod.policy._rewards import DIGITS, RewardQuote, quote, quote_micro
+from nexapod.policy._rewards import DIGITS, RewardQuote, quote, quote_micro, quotes_micro
 
 __all__ = [
     "DIGITS",
@@ -21,4 +21,5 @@ __all__ = [
     "policy_from_values",
     "quote",
     "quote_micro",
+    "quotes_micro",
 ]

@@ -28,6 +28,7 @@ two equal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, Inexact
 
@@ -38,7 +39,7 @@ except ImportError:  # pragma: no cover - a dependency; decimal alone is exact, 
 
 from nexapod.policy._policy import Policy
 
-__all__ = ["DIGITS", "RewardQuote", "ln", "quote", "quote_micro"]
+__all__ = ["DIGITS", "RewardQuote", "ln", "quote", "quote_micro", "quotes_micro"]
 
 DIGITS = 60
 _CONTEXT = Context(prec=DIGITS, rounding=ROUND_HALF_EVEN)
@@ -93,32 +94,47 @@ def quote_micro(
     flops: int, capacity_flops_per_s: int, epoch_s: int, policy: Policy
 ) -> tuple[int, int]:
     """``(quote(...).nxc_micro, quote(...).usdc_micro)``, the same integers, fast (see the
-    module docstring): what settlement pays each node."""
-    assert flops >= 0
-    assert capacity_flops_per_s >= 0
+    module docstring)."""
+    return quotes_micro([(flops, capacity_flops_per_s)], epoch_s, policy)[0]
+
+
+def quotes_micro(
+    work: Iterable[tuple[int, int]], epoch_s: int, policy: Policy
+) -> list[tuple[int, int]]:
+    """:func:`quote_micro` of each ``(flops, capacity_flops_per_s)``, for one epoch and
+    policy: what settlement pays each node (the constants are taken once)."""
     assert epoch_s > 0
-    counted = min(flops, min(capacity_flops_per_s, policy.node_cap_flops_per_s) * epoch_s)
-    if counted == 0:
-        return 0, 0
     if _FAST is None or _FAST_MARGIN is None:
-        whole = quote(flops, capacity_flops_per_s, epoch_s, policy)
-        return whole.nxc_micro, whole.usdc_micro
-    knee = policy.knee_flops_per_s * epoch_s
-    micro_s = _FAST.mul(
-        _FAST.mul(gmpy2.mpz(knee), _FAST.log1p(_FAST.div(gmpy2.mpz(counted), gmpy2.mpz(knee)))),
-        10**6,
-    )
-    amounts = []
-    for flops_per_unit in (policy.flops_per_nxc, policy.flops_per_usdc):
-        amount = _FAST.div(micro_s, flops_per_unit)
-        whole = _FAST.floor(amount)  # every step in the 128-bit context, this one too
-        fraction = _FAST.sub(amount, whole)
-        margin = _FAST.mul(amount, _FAST_MARGIN)
-        if fraction <= margin or _FAST.sub(1, fraction) <= margin:  # near one: ask decimal
-            exact = quote(flops, capacity_flops_per_s, epoch_s, policy)
-            return exact.nxc_micro, exact.usdc_micro
-        amounts.append(int(whole))
-    return amounts[0], amounts[1]
+        quotes = (quote(f, c, epoch_s, policy) for f, c in work)
+        return [(q.nxc_micro, q.usdc_micro) for q in quotes]
+    fast, margin = _FAST, _FAST_MARGIN
+    log1p, div, mul, sub, floor = fast.log1p, fast.div, fast.mul, fast.sub, fast.floor
+    knee = fast.mul(gmpy2.mpz(policy.knee_flops_per_s * epoch_s), 1)  # exact in 128 bits
+    assert knee == policy.knee_flops_per_s * epoch_s
+    node_cap = policy.node_cap_flops_per_s
+    rates = (policy.flops_per_nxc, policy.flops_per_usdc)
+    paid = []
+    for flops, capacity in work:
+        assert flops >= 0
+        assert capacity >= 0
+        counted = min(flops, min(capacity, node_cap) * epoch_s)
+        if counted == 0:
+            paid.append((0, 0))
+            continue
+        micro_s = mul(mul(knee, log1p(div(counted, knee))), 1_000_000)
+        amounts = []
+        for rate in rates:
+            amount = div(micro_s, rate)
+            whole = floor(amount)  # every step in the 128-bit context, this one too
+            fraction = sub(amount, whole)
+            near = mul(amount, margin)
+            if fraction <= near or sub(1, fraction) <= near:  # too near one: ask decimal
+                exact = quote(flops, capacity, epoch_s, policy)
+                amounts = [exact.nxc_micro, exact.usdc_micro]
+                break
+            amounts.append(int(whole))
+        paid.append((amounts[0], amounts[1]))
+    return paid
 
 
 def _floor(value: Decimal) -> int:
