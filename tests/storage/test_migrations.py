@@ -35,6 +35,19 @@ def _insert(connection: Connection, table_name: str, values: dict[str, Any]) -> 
     connection.execute(table.insert(), [row])
 
 
+def _seed_results(connection: Connection, results: dict[str, dict[str, Any]]) -> None:
+    """A user, a node, a job and a unit, and one lease and result per entry of
+    ``results`` (lease id -> the result's own columns)."""
+    _insert(connection, "users", {"username": "ann"})
+    _insert(connection, "nodes", {"node_id": "n1", "username": "ann"})
+    _insert(connection, "jobs", {"job_id": "j1", "submitted_by": "ann"})
+    _insert(connection, "units", {"unit_id": 1, "job_id": "j1", "unit_index": 0})
+    for lease_id, columns in results.items():
+        owner = {"lease_id": lease_id, "unit_id": 1, "job_id": "j1", "node_id": "n1"}
+        _insert(connection, "leases", owner)
+        _insert(connection, "results", {**owner, **columns})
+
+
 def test_result_bytes_move_to_their_own_table(database_url: str) -> None:
     """0012: every result's bytes land in result_data, byte for byte, and the record stays."""
     _migrate(database_url, "0011")
@@ -42,29 +55,13 @@ def test_result_bytes_move_to_their_own_table(database_url: str) -> None:
     payloads = {"a" * 32: b"\x00\x01result-a", "b" * 32: bytes(range(256)) * 40}
     try:
         with engine.begin() as connection:
-            _insert(connection, "users", {"username": "ann"})
-            _insert(connection, "nodes", {"node_id": "n1", "username": "ann"})
-            _insert(connection, "jobs", {"job_id": "j1", "submitted_by": "ann"})
-            _insert(connection, "units", {"unit_id": 1, "job_id": "j1", "unit_index": 0})
-            for lease_id, data in payloads.items():
-                _insert(
-                    connection,
-                    "leases",
-                    {"lease_id": lease_id, "unit_id": 1, "job_id": "j1", "node_id": "n1"},
-                )
-                _insert(
-                    connection,
-                    "results",
-                    {
-                        "lease_id": lease_id,
-                        "unit_id": 1,
-                        "job_id": "j1",
-                        "node_id": "n1",
-                        "work_flops": 8,
-                        "data": data,
-                        "status": "valid",
-                    },
-                )
+            _seed_results(
+                connection,
+                {
+                    lease_id: {"work_flops": 8, "data": data, "status": "valid"}
+                    for lease_id, data in payloads.items()
+                },
+            )
         migrate_to_head(engine)
         with engine.connect() as connection:
             moved = dict(connection.execute(text("SELECT lease_id, data FROM result_data")).all())
@@ -83,21 +80,7 @@ def test_result_bytes_move_back_on_downgrade(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
-            _insert(connection, "users", {"username": "ann"})
-            _insert(connection, "nodes", {"node_id": "n1", "username": "ann"})
-            _insert(connection, "jobs", {"job_id": "j1", "submitted_by": "ann"})
-            _insert(connection, "units", {"unit_id": 1, "job_id": "j1", "unit_index": 0})
-            for lease_id in ("a" * 32, "b" * 32):
-                _insert(
-                    connection,
-                    "leases",
-                    {"lease_id": lease_id, "unit_id": 1, "job_id": "j1", "node_id": "n1"},
-                )
-                _insert(
-                    connection,
-                    "results",
-                    {"lease_id": lease_id, "unit_id": 1, "job_id": "j1", "node_id": "n1"},
-                )
+            _seed_results(connection, {"a" * 32: {}, "b" * 32: {}})
             _insert(connection, "result_data", {"lease_id": "a" * 32, "data": b"\x07bytes"})
         _migrate(database_url, "0011", down=True)
         with engine.connect() as connection:
