@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from nexapod.storage.driver import driver
 
-__all__ = ["SPLIT", "NodeEpochWork", "epoch_work", "node_capacities"]
+__all__ = ["NodeEpochWork", "SPLIT", "epoch_work", "node_capacities"]
 
 SPLIT = 10**6
 

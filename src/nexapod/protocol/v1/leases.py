@@ -9,9 +9,9 @@ from pydantic import Field
 from nexapod.protocol.v1._base import HEX64, SIGNATURE_B64, WireModel
 
 __all__ = [
+    "FailureReport",
     "HEADER_RESULT_DOCUMENT",
     "HEADER_RESULT_SIGNATURE",
-    "FailureReport",
     "InputRef",
     "LeaseGrant",
     "LeaseRequest",
