@@ -30,6 +30,7 @@ from nexapod.protocol.v1 import (
     LeaseRequest,
     LeaseResponse,
     NeighbourView,
+    ResultAck,
     ResultDocument,
     SpectrumNeighbours,
     SubmitJobRequest,
@@ -38,6 +39,7 @@ from nexapod.protocol.v1 import (
     UnitView,
 )
 from nexapod.registry.releases import require_node_released
+from nexapod.storage.retry import retrying_transient
 
 __all__ = ["router"]
 
@@ -240,12 +242,16 @@ def _accept(
         with ctx.read_uow() as uow:  # the expensive checks, without the write lock
             node_id = require_node(authenticate(uow, signed, ctx.clock_ms(), skew_s_max))
             checked = service.check_results(uow, node_id, uploads(), ctx.limits)
-        with ctx.uow() as uow:
-            now_ms = ctx.clock_ms()
-            node_id = require_node(
-                authenticate(uow, signed, now_ms, skew_s_max, signature_checked=True)
-            )
-            acks, completed_jobs = service.record_results(uow, node_id, checked, now_ms, ctx.limits)
+
+        def record() -> tuple[list[ResultAck], list[str]]:
+            with ctx.uow() as uow:
+                now_ms = ctx.clock_ms()
+                node_id = require_node(
+                    authenticate(uow, signed, now_ms, skew_s_max, signature_checked=True)
+                )
+                return service.record_results(uow, node_id, checked, now_ms, ctx.limits)
+
+        acks, completed_jobs = retrying_transient(record)
     except service.TamperingDetected as tampering:
         with ctx.uow() as uow:  # the refusal changes nothing but the blacklist
             service.blacklist_caught(uow, tampering.caught, ctx.clock_ms(), ctx.limits)

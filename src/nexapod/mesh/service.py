@@ -649,6 +649,16 @@ def record_results(
     if uow.dialect_name == "postgresql":
         lease_query = lease_query.with_for_update(of=LeaseRow)
     leases = {row.lease_id: row for row in session.execute(lease_query)}
+    if uow.dialect_name == "postgresql" and leases:
+        # Then the batch's jobs, in id order, before any unit or trust row: two results of
+        # one job recorded at once (a unit's replicas, from two nodes) mark each other's
+        # nodes' trust, in opposite orders; taking the job first makes them queue.
+        session.execute(
+            select(JobRow.job_id)
+            .where(JobRow.job_id.in_(sorted({row.job_id for row in leases.values()})))
+            .order_by(JobRow.job_id)
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE, as settling locks it
+        )
     earlier: dict[str, tuple[str, str, int]] = {
         lease_id: (sha256, status, work_flops)
         for lease_id, sha256, status, work_flops in session.execute(
