@@ -12,5 +12,8 @@ say "ruff…"
 "$VENV/bin/ruff" format --check --quiet src tests bench
 say "mypy --strict…"
 "$VENV/bin/mypy" src
-say "pytest…"
-exec "$VENV/bin/pytest" -q "$@"
+say "pytest, one worker per CPU…"
+# Most of the suite's time is spent waiting on real processes (coordinators, node agents,
+# sandboxes, PostgreSQL), so one pytest worker per CPU cuts its wall time by about a third;
+# each worker starts its own throwaway PostgreSQL server. "-n 0" runs it in one process.
+exec "$VENV/bin/pytest" -q -n auto "$@"
