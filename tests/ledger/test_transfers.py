@@ -246,6 +246,28 @@ def test_a_repeated_id_answers_with_the_first_result(uow_factory: UnitOfWorkFact
     assert posted.status == "exists"
 
 
+def test_a_retry_that_would_overdraw_if_applied_again_still_exists(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Batches are first tried as if all their ids were new; a retried transfer must not
+    be charged twice, even where charging it twice would refuse the batch."""
+    fund(uow_factory, ALICE, 10)
+    spend = NewTransfer(new_transfer_id(), ALICE, BOB, 10)
+    (first,) = _move(uow_factory, spend)
+    fund(uow_factory, ALICE, 10)
+    again = NewTransfer(new_transfer_id(), ALICE, BOB, 10)
+    results = _move(uow_factory, spend, again)
+    assert [r.status for r in results] == ["exists", "created"]
+    assert results[0].transfer == first.transfer
+    assert _balance(uow_factory, ALICE) == (0, 0), "the retry moved nothing"
+    # and a batch that really overdraws is refused at the transfer that does, all of it
+    fund(uow_factory, ALICE, 5)
+    before = ledger_state(uow_factory)
+    error = _refused(uow_factory, spend, NewTransfer(new_transfer_id(), ALICE, BOB, 6))
+    assert (error.code, error.extra["item_index"]) == ("ledger.insufficient_funds", 1)
+    assert ledger_state(uow_factory) == before
+
+
 def test_holds_post_void_and_expire(uow_factory: UnitOfWorkFactory) -> None:
     fund(uow_factory, ALICE, 100)
     hold, void, late = (new_transfer_id() for _ in range(3))
