@@ -131,15 +131,23 @@ def test_the_fast_logarithm_is_decimals_digit_for_digit(coefficient: int, expone
     capacity=st.one_of(st.integers(0, 10**19), st.integers(0, 1000)),
     epoch_s=st.sampled_from([60, 3600, 86_400]),
     knee=st.sampled_from([10**13, 10**15, 10**18]),
+    rates=st.sampled_from([(1000, 20000), (1000, 30001), (7, 3), (1, 1)]),
 )
 def test_the_fast_integer_quote_is_the_60_digit_quote(
-    flops: int, capacity: int, epoch_s: int, knee: int
+    flops: int, capacity: int, epoch_s: int, knee: int, rates: tuple[int, int]
 ) -> None:
     """Settlement's quote_micro (MPFR at 128 bits, decimal near an integer) pays exactly
-    what the 60-digit quote pays, over the whole range of inputs."""
+    what the 60-digit quote pays, over the whole range of inputs: with USDC's rate a
+    multiple of NXC's (micro-USDC from micro-NXC) and not (each computed)."""
     from nexapod.policy._rewards import quote_micro
 
-    policy = replace(POLICY, knee_flops_per_s=knee)
+    flops_per_nxc, flops_per_usdc = rates
+    policy = replace(
+        POLICY,
+        knee_flops_per_s=knee,
+        flops_per_nxc=flops_per_nxc,
+        flops_per_usdc=flops_per_usdc,
+    )
     exact = quote(flops, capacity, epoch_s, policy)
     assert quote_micro(flops, capacity, epoch_s, policy) == (exact.nxc_micro, exact.usdc_micro)
 
@@ -149,8 +157,6 @@ def test_the_fast_integer_quote_asks_decimal_near_an_integer(
 ) -> None:
     """Where the fast amount is too near an integer to trust its floor, the 60-digit quote
     decides (the margin widened here so that every amount counts as near)."""
-    import gmpy2
-
     from nexapod.policy import _rewards
 
     asked: list[int] = []
@@ -160,7 +166,7 @@ def test_the_fast_integer_quote_asks_decimal_near_an_integer(
         asked.append(flops)
         return real_quote(flops, *rest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_rewards, "_FAST_MARGIN", gmpy2.mpfr(1))
+    monkeypatch.setattr(_rewards, "_MARGIN_ULPS", 1 << 127)
     monkeypatch.setattr(_rewards, "quote", counting_quote)
     pays = [_rewards.quote_micro(f, CAPACITY, EPOCH_S, POLICY) for f in (1, 10**12, 10**17)]
 

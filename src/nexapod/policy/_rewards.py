@@ -16,14 +16,21 @@ digits: :func:`ln` takes MPFR's ``log1p`` (gmpy2) of ``value - 1`` (exact) at 32
 first 75 digits half-even to 60, and falls back to ``decimal`` itself whenever those
 digits lie within reach of a rounding boundary. A property test checks the two agree.
 
-Settlement needs only the two integers, 100,000 times an epoch: :func:`quote_micro`
-computes them straight from the formula in MPFR at 128 bits, where every step (a
-division, a correctly rounded ``log1p``, three products or quotients) errs by at most
-half an ulp, so the computed amounts are within 6 x 2^-128 (relative, 2e-38) of the true
-real ones; the 60-digit pipeline's are within about 10^-58 of them. Where the computed
-amount lies further than 10^-30 (relative) from an integer, all three have the same
-floor, which is returned; otherwise it asks :func:`quote`. A property test holds the
-two equal.
+Settlement needs only the two integers, 100,000 times an epoch: :func:`quotes_micro`
+computes them straight from the formula in MPFR at 128 bits, as ``A * log1p(min(F, C) /
+K)`` with the epoch's constant ``A = K * 10^6 / flops_per_nxc`` rounded once. Each of the
+four roundings (``A``, the quotient, the correctly rounded ``log1p``, which does not
+magnify its input's relative error, and the product) errs by at most half an ulp, so
+the computed amount is within 2^-126 (relative) of the true real one, under 4 units of
+its last bit; the 60-digit pipeline's is within about 10^-58 of it. Where the computed
+amount's fraction lies further than 2^28 units of its last bit (about 10^-30, relative)
+from an integer, all three have the same floor, which is read exactly from the MPFR
+mantissa and returned; otherwise it asks :func:`quote`. When ``flops_per_usdc`` is a
+multiple ``m`` of ``flops_per_nxc`` (the default: 20), micro-USDC is micro-NXC // m,
+since floor(x / m) = floor(floor(x) / m) for a whole m > 0, and a USDC amount near an
+integer makes the NXC one near an integer too; otherwise micro-USDC is computed and
+checked the same way with its own constant. About 4 microseconds a node, most of it
+MPFR's ``log1p``. A property test holds the integers equal to :func:`quote`'s.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, Inexact
+from typing import Any
 
 try:
     import gmpy2
@@ -53,9 +61,10 @@ _MPFR = None if gmpy2 is None else gmpy2.context(precision=MPFR_BITS)
 _MICRO = Decimal(10**6)
 FAST_BITS = 128
 _FAST = None if gmpy2 is None else gmpy2.context(precision=FAST_BITS)
-# Relative distance from an integer below which quote_micro asks quote (far above both
-# the MPFR error, 6 x 2^-128 ~ 2e-38, and the 60-digit pipeline's, ~1e-58).
-_FAST_MARGIN = None if gmpy2 is None else gmpy2.mpfr("1e-30", FAST_BITS)
+# Units of the last bit of a 128-bit amount within which of an integer quotes_micro asks
+# quote: 2^28 of them are 2^-100 to 2^-99 of the amount (~1e-30), far above both the
+# MPFR error (< 4 units) and the 60-digit pipeline's (~1e-58).
+_MARGIN_ULPS = 1 << 28
 
 
 @dataclass(frozen=True)
@@ -104,37 +113,52 @@ def quotes_micro(
     """:func:`quote_micro` of each ``(flops, capacity_flops_per_s)``, for one epoch and
     policy: what settlement pays each node (the constants are taken once)."""
     assert epoch_s > 0
-    if _FAST is None or _FAST_MARGIN is None:
+    if _FAST is None:
         quotes = (quote(f, c, epoch_s, policy) for f, c in work)
         return [(q.nxc_micro, q.usdc_micro) for q in quotes]
-    fast, margin = _FAST, _FAST_MARGIN
-    log1p, div, mul, sub, floor = fast.log1p, fast.div, fast.mul, fast.sub, fast.floor
-    knee = fast.mul(gmpy2.mpz(policy.knee_flops_per_s * epoch_s), 1)  # exact in 128 bits
-    assert knee == policy.knee_flops_per_s * epoch_s
+    log1p, div, mul = _FAST.log1p, _FAST.div, _FAST.mul
+    knee_flops = policy.knee_flops_per_s * epoch_s
+    knee = gmpy2.mpz(knee_flops)
+    per_nxc = div(gmpy2.mpz(knee_flops * 10**6), policy.flops_per_nxc)
+    usdc_per_nxc, remainder = divmod(policy.flops_per_usdc, policy.flops_per_nxc)
+    per_usdc = None if remainder == 0 else div(gmpy2.mpz(knee_flops * 10**6), policy.flops_per_usdc)
     node_cap = policy.node_cap_flops_per_s
-    rates = (policy.flops_per_nxc, policy.flops_per_usdc)
-    paid = []
-    for flops, capacity in work:
+    paid: list[tuple[int, int]] = []
+    append = paid.append
+    for flops, capacity in work:  # (a hot loop: 100,000 nodes and more an epoch)
         assert flops >= 0
         assert capacity >= 0
         counted = min(flops, min(capacity, node_cap) * epoch_s)
         if counted == 0:
-            paid.append((0, 0))
+            append((0, 0))
             continue
-        micro_s = mul(mul(knee, log1p(div(counted, knee))), 1_000_000)
-        amounts = []
-        for rate in rates:
-            amount = div(micro_s, rate)
-            whole = floor(amount)  # every step in the 128-bit context, this one too
-            fraction = sub(amount, whole)
-            near = mul(amount, margin)
-            if fraction <= near or sub(1, fraction) <= near:  # too near one: ask decimal
-                exact = quote(flops, capacity, epoch_s, policy)
-                amounts = [exact.nxc_micro, exact.usdc_micro]
-                break
-            amounts.append(int(whole))
-        paid.append((amounts[0], amounts[1]))
+        log = log1p(div(counted, knee))
+        nxc_micro = _clear_floor(mul(log, per_nxc))
+        if nxc_micro is not None:
+            if per_usdc is None:
+                append((nxc_micro, nxc_micro // usdc_per_nxc))
+                continue
+            usdc_micro = _clear_floor(mul(log, per_usdc))
+            if usdc_micro is not None:
+                append((nxc_micro, usdc_micro))
+                continue
+        exact = quote(flops, capacity, epoch_s, policy)  # too near an integer: ask decimal
+        append((exact.nxc_micro, exact.usdc_micro))
     return paid
+
+
+def _clear_floor(amount: Any) -> int | None:
+    """The floor of a positive 128-bit MPFR amount, or None when its fraction lies within
+    ``_MARGIN_ULPS`` units of the last bit of an integer (where it cannot be trusted)."""
+    mantissa, exponent = amount.as_mantissa_exp()  # amount == mantissa * 2^exponent
+    shift = -int(exponent)
+    if shift <= _MARGIN_ULPS.bit_length():  # 2^98 units and more: no room for a margin
+        return None
+    whole = mantissa >> shift
+    fraction = mantissa - (whole << shift)
+    if fraction < _MARGIN_ULPS or (1 << shift) - fraction <= _MARGIN_ULPS:
+        return None
+    return int(whole)
 
 
 def _floor(value: Decimal) -> int:
