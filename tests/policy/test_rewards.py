@@ -175,3 +175,24 @@ def test_the_fast_integer_quote_asks_decimal_near_an_integer(
         (q.nxc_micro, q.usdc_micro)
         for q in (real_quote(f, CAPACITY, EPOCH_S, POLICY) for f in (1, 10**12, 10**17))
     ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    work=st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 10**12, 3 * 10**15, 7 * 10**17, 10**25]),
+            st.sampled_from([0, 1, 10**9, 10**12, 10**15, 10**19]),
+        ),
+        max_size=30,
+    )
+)
+def test_nodes_sharing_min_f_c_share_a_pay_and_each_gets_its_own_quote(
+    work: list[tuple[int, int]],
+) -> None:
+    """quotes_micro computes each distinct min(F, C) once; every node still gets exactly
+    its own quote, in order, whichever of F or C is the smaller."""
+    from nexapod.policy._rewards import quotes_micro
+
+    expected = [quote(f, c, EPOCH_S, POLICY) for f, c in work]
+    assert quotes_micro(work, EPOCH_S, POLICY) == [(q.nxc_micro, q.usdc_micro) for q in expected]

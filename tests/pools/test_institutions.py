@@ -89,3 +89,30 @@ def test_capacity_past_the_floor_makes_a_contributor_institutional(
     ]
     with uow_factory() as uow:
         assert {r.kind for r in uow.session.query(EntitlementRow)} == {"unlimited", "early_access"}
+
+
+def test_many_users_are_sieved_by_the_database_and_judged_exactly(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Past IN_LIST_MAX users the database picks the users whose nodes come near the floor
+    and Python sums theirs exactly: the same answer as the exact sums of everyone."""
+    from nexapod.pools.membership import IN_LIST_MAX, institutional_map
+    from nexapod.pools.synthetic import add_nodes, add_users
+
+    floor = POLICY.institutional_min_flops_per_s
+    half = floor // 2
+    many = [f"user{i:04d}" for i in range(IN_LIST_MAX + 50)]
+    nodes = [(f"n-{name}", name, T) for name in many]
+    nodes += [("hpc-1", "user0001", half), ("hpc-2", "user0001", half + 1)]  # above, with T
+    nodes += [("at-1", "user0002", floor - T)]  # exactly at the floor with its T: not above
+    nodes += [("lab-1", "user0003", 10**30)]  # one giant node
+    with uow_factory() as uow:
+        add_users(uow.session, [*many, "lonely"], 0)
+        add_nodes(uow.session, nodes, 0)
+        uow.commit()
+    with uow_factory() as uow:
+        everyone = institutional_map(uow.session, POLICY, many)
+        one_by_one = {}
+        for name in ("user0001", "user0002", "user0003", "user0004"):
+            one_by_one.update(institutional_map(uow.session, POLICY, [name]))
+    assert everyone == one_by_one == {"user0001": "capacity", "user0003": "capacity"}

@@ -29,8 +29,9 @@ mantissa and returned; otherwise it asks :func:`quote`. When ``flops_per_usdc`` 
 multiple ``m`` of ``flops_per_nxc`` (the default: 20), micro-USDC is micro-NXC // m,
 since floor(x / m) = floor(floor(x) / m) for a whole m > 0, and a USDC amount near an
 integer makes the NXC one near an integer too; otherwise micro-USDC is computed and
-checked the same way with its own constant. About 4 microseconds a node, most of it
-MPFR's ``log1p``. A property test holds the integers equal to :func:`quote`'s.
+checked the same way with its own constant. About 4 microseconds a distinct min(F, C),
+most of it MPFR's ``log1p``; nodes that share one share its pay. A property test holds
+the integers equal to :func:`quote`'s.
 """
 
 from __future__ import annotations
@@ -123,27 +124,32 @@ def quotes_micro(
     usdc_per_nxc, remainder = divmod(policy.flops_per_usdc, policy.flops_per_nxc)
     per_usdc = None if remainder == 0 else div(gmpy2.mpz(knee_flops * 10**6), policy.flops_per_usdc)
     node_cap = policy.node_cap_flops_per_s
+
+    def pay(counted: int, flops: int, capacity: int) -> tuple[int, int]:
+        log = log1p(div(counted, knee))
+        nxc_micro = _clear_floor(mul(log, per_nxc))
+        if nxc_micro is not None:
+            if per_usdc is None:
+                return nxc_micro, nxc_micro // usdc_per_nxc
+            usdc_micro = _clear_floor(mul(log, per_usdc))
+            if usdc_micro is not None:
+                return nxc_micro, usdc_micro
+        exact = quote(flops, capacity, epoch_s, policy)  # too near an integer: ask decimal
+        return exact.nxc_micro, exact.usdc_micro
+
+    # The pay depends on min(F, C) alone, and nodes share it often (F is a sum of work
+    # units' FLOPs, which are equal across a job's units): each is computed once.
+    by_counted: dict[int, tuple[int, int]] = {0: (0, 0)}  # as large as ``work``, at most
     paid: list[tuple[int, int]] = []
     append = paid.append
     for flops, capacity in work:  # (a hot loop: 100,000 nodes and more an epoch)
         assert flops >= 0
         assert capacity >= 0
         counted = min(flops, min(capacity, node_cap) * epoch_s)
-        if counted == 0:
-            append((0, 0))
-            continue
-        log = log1p(div(counted, knee))
-        nxc_micro = _clear_floor(mul(log, per_nxc))
-        if nxc_micro is not None:
-            if per_usdc is None:
-                append((nxc_micro, nxc_micro // usdc_per_nxc))
-                continue
-            usdc_micro = _clear_floor(mul(log, per_usdc))
-            if usdc_micro is not None:
-                append((nxc_micro, usdc_micro))
-                continue
-        exact = quote(flops, capacity, epoch_s, policy)  # too near an integer: ask decimal
-        append((exact.nxc_micro, exact.usdc_micro))
+        amounts = by_counted.get(counted)
+        if amounts is None:
+            amounts = by_counted[counted] = pay(counted, flops, capacity)
+        append(amounts)
     return paid
 
 

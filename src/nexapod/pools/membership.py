@@ -18,7 +18,7 @@ from nexapod.ledger import log_store
 from nexapod.mesh.store import LeaseRow
 from nexapod.policy import Policy
 from nexapod.pools import disrupting, disruption, rules
-from nexapod.pools.epoch_work import node_capacities
+from nexapod.pools.epoch_work import users_with_capacity_over
 from nexapod.pools.rules import Member, Move
 from nexapod.pools.store import EntitlementRow, InstitutionRow, PoolMemberRow, PoolTransitionRow
 from nexapod.registry.store import NodeRow
@@ -96,19 +96,28 @@ def institutional_map(session: Session, policy: Policy, usernames: Iterable[str]
     wanted = set(usernames)
     if not wanted:
         return {}
-    few = len(wanted) <= IN_LIST_MAX  # else read them all: one scan beats huge IN lists
-    institutions = select(InstitutionRow.username)
-    nodes = select(NodeRow.username, NodeRow.capacity_flops_per_s)
-    if few:
-        institutions = institutions.where(InstitutionRow.username.in_(sorted(wanted)))
-        nodes = nodes.where(NodeRow.username.in_(sorted(wanted)))
+    if len(wanted) > IN_LIST_MAX:  # many (settlement): let the database sieve them first
+        listed = set(session.scalars(select(InstitutionRow.username))) & wanted
+        near = wanted & users_with_capacity_over(session, policy.institutional_min_flops_per_s)
+    else:
+        names = sorted(wanted)
+        listed = set(
+            session.scalars(
+                select(InstitutionRow.username).where(InstitutionRow.username.in_(names))
+            )
+        )
+        near = wanted
     capacity: dict[str, int] = {}
-    rows = session.execute(nodes) if few else node_capacities(session)
-    for username, node_capacity in rows:
-        if username in wanted:
+    names = sorted(near)
+    for start in range(0, len(names), IN_LIST_MAX):
+        rows = session.execute(
+            select(NodeRow.username, NodeRow.capacity_flops_per_s).where(
+                NodeRow.username.in_(names[start : start + IN_LIST_MAX])
+            )
+        )
+        for username, node_capacity in rows:
             capacity[username] = capacity.get(username, 0) + int(node_capacity)
-    listed = [name for name in session.scalars(institutions) if name in wanted]
-    return rules.institutional_reasons(capacity, listed, policy)
+    return rules.institutional_reasons(capacity, sorted(listed), policy)
 
 
 def apply_moves(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from nexapod.crypto import sha256_hex
-from nexapod.ledger.accounts import mint_account_id, system_account_id, user_account_id
+from nexapod.ledger.accounts import mint_account_id, system_account_id
 from nexapod.ledger.rules import NewTransfer
 from nexapod.policy import Policy, quotes_micro
 
@@ -47,18 +47,15 @@ REWARD_CODE = "reward.hot"
 TREASURY_ACCOUNT = system_account_id("treasury", "USDC")
 
 
-@dataclass(frozen=True, slots=True)
-class NodeWork:
-    """What a node did in an epoch: its validated FLOPs and its benchmarked capacity."""
+class NodeWork(NamedTuple):
+    """What a node did in an epoch: its validated FLOPs (> 0: only nodes that did
+    validated work are settled) and its benchmarked capacity. (A tuple: settlement makes
+    one per node.)"""
 
     node_id: str
     username: str
     flops: int
     capacity_flops_per_s: int
-
-    def __post_init__(self) -> None:
-        assert self.flops > 0, "only nodes that did validated work are settled"
-        assert self.capacity_flops_per_s >= 0
 
 
 class RewardLine(NamedTuple):
@@ -117,12 +114,6 @@ def epoch_bounds_ms(epoch_index: int, epoch_s: int) -> tuple[int, int]:
     return epoch_index * epoch_s * 1000, (epoch_index + 1) * epoch_s * 1000
 
 
-def _scaled(owed: int, treasury: int, owed_total: int) -> int:
-    if owed_total <= treasury:
-        return owed
-    return owed * treasury // owed_total
-
-
 def settle_epoch_lines(
     epoch_index: int, work: Sequence[NodeWork], policy: Policy, treasury_micro_usdc: int
 ) -> EpochSettlement:
@@ -130,17 +121,17 @@ def settle_epoch_lines(
     assert treasury_micro_usdc >= 0
     assert len(work) <= NODES_PER_EPOCH_MAX
     assert len({w.node_id for w in work}) == len(work), "one line per node"
-    quotes = quotes_micro(((w.flops, w.capacity_flops_per_s) for w in work), policy.epoch_s, policy)
+    assert all(w.flops > 0 and w.capacity_flops_per_s >= 0 for w in work)
+    quotes = quotes_micro([(w.flops, w.capacity_flops_per_s) for w in work], policy.epoch_s, policy)
     owed_total = sum(usdc_micro for _, usdc_micro in quotes)
+    covered = owed_total <= treasury_micro_usdc  # else one common factor, floored per node
+    # (positional tuples: this builds a line per node, 10^5 and more an epoch)
     lines = tuple(
         RewardLine(
-            node_id=w.node_id,
-            username=w.username,
-            flops=w.flops,
-            capacity_flops_per_s=w.capacity_flops_per_s,
-            nxc_micro=nxc_micro,
-            usdc_owed_micro=usdc_micro,
-            usdc_paid_micro=_scaled(usdc_micro, treasury_micro_usdc, owed_total),
+            *w,
+            nxc_micro,
+            usdc_micro,
+            usdc_micro if covered else usdc_micro * treasury_micro_usdc // owed_total,
         )
         for w, (nxc_micro, usdc_micro) in zip(work, quotes, strict=True)
     )
@@ -160,11 +151,14 @@ def settle_epoch_lines(
 
 def user_totals(lines: Iterable[RewardLine]) -> dict[tuple[str, str], int]:
     """(username, asset) -> the sum the user's accounts receive; zero sums left out."""
-    totals: dict[tuple[str, str], int] = {}
+    nxc: dict[str, int] = {}
+    usdc: dict[str, int] = {}
     for line in lines:
-        for asset, amount in (("NXC", line.nxc_micro), ("USDC", line.usdc_paid_micro)):
-            if amount:
-                totals[(line.username, asset)] = totals.get((line.username, asset), 0) + amount
+        username = line.username
+        nxc[username] = nxc.get(username, 0) + line.nxc_micro
+        usdc[username] = usdc.get(username, 0) + line.usdc_paid_micro
+    totals = {(username, "NXC"): amount for username, amount in nxc.items() if amount}
+    totals.update(((username, "USDC"), amount) for username, amount in usdc.items() if amount)
     return totals
 
 
@@ -174,22 +168,21 @@ def settlement_transfer_id(kind: str, period_index: int, username: str, asset: s
 
 
 def settlement_transfers(settlement: EpochSettlement) -> list[NewTransfer]:
-    """NXC minted from the issuer, USDC from the treasury: one transfer per user and asset."""
-    batch = []
-    for (username, asset), amount in sorted(user_totals(settlement.lines).items()):
-        source = mint_account_id("NXC") if asset == "NXC" else TREASURY_ACCOUNT
-        batch.append(
-            NewTransfer(
-                transfer_id=settlement_transfer_id(
-                    "reward", settlement.epoch_index, username, asset
-                ),
-                debit_account_id=source,
-                credit_account_id=user_account_id(username, "NXC" if asset == "NXC" else "USDC"),
-                amount=amount,
-                code=REWARD_CODE,
-            )
+    """NXC minted from the issuer, USDC from the treasury: one transfer per user and asset,
+    in (username, asset) order. (Account ids are written directly: the ledger's batch
+    checks parse every one.)"""
+    sources = {"NXC": mint_account_id("NXC"), "USDC": TREASURY_ACCOUNT}
+    epoch = settlement.epoch_index
+    return [
+        NewTransfer(
+            settlement_transfer_id("reward", epoch, username, asset),
+            sources[asset],
+            f"user:{username}:{asset}",
+            amount,
+            code=REWARD_CODE,
         )
-    return batch
+        for (username, asset), amount in sorted(user_totals(settlement.lines).items())
+    ]
 
 
 def line_entry_bodies(settlement: EpochSettlement, policy_sha256: str) -> list[dict[str, Any]]:

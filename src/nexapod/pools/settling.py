@@ -28,13 +28,13 @@ from nexapod.policy.service import ensure_policy_recorded
 from nexapod.policy.store import PolicyActivationRow
 from nexapod.pools import errors
 from nexapod.pools.epoch_work import epoch_work
+from nexapod.pools.line_entries import encode_line_entries
 from nexapod.pools.membership import institutional_map
 from nexapod.pools.settle import (
     TREASURY_ACCOUNT,
     NodeWork,
     epoch_bounds_ms,
     epoch_of,
-    line_entry_bodies,
     settle_epoch_lines,
     settlement_transfer_id,
     settlement_transfers,
@@ -129,9 +129,9 @@ def _validated_work(session: Session, policy: Policy, start_ms: int, end_ms: int
     rows = epoch_work(session, start_ms, end_ms)
     institutional = institutional_map(session, policy, {row.username for row in rows})
     return [
-        NodeWork(row.node_id, row.username, row.flops, row.capacity_flops_per_s)
-        for row in rows
-        if row.pool != "institutional" and row.username not in institutional and row.flops > 0
+        NodeWork(node_id, username, flops, capacity)
+        for node_id, username, capacity, flops, pool in rows
+        if pool != "institutional" and username not in institutional and flops > 0
     ]
 
 
@@ -163,8 +163,11 @@ def settle_epoch(
         batch = settlement_transfers(settlement)
         for offset in range(0, len(batch), TRANSFERS_PER_BATCH_MAX):
             ledger.create_transfers(uow, batch[offset : offset + TRANSFERS_PER_BATCH_MAX], now_ms)
-        bodies = line_entry_bodies(settlement, policy.sha256)
-        lines_first_index = log_store.append_entries(session, "reward_lines", bodies)
+        entries = encode_line_entries(settlement, policy.sha256)
+        lines_first_index = log_store.read_tree_size(session)
+        for offset in range(0, len(entries), log_store.ENTRIES_PER_APPEND_MAX):
+            chunk = entries[offset : offset + log_store.ENTRIES_PER_APPEND_MAX]
+            log_store.append_encoded(session, chunk)  # contiguous: the log lock is held
         summary = {
             "epoch": epoch_index,
             "epoch_s": policy.epoch_s,
@@ -178,7 +181,7 @@ def settle_epoch(
             "usdc_shortfall_micro": str(settlement.usdc_shortfall_micro),
             "treasury_micro_usdc": str(settlement.treasury_micro_usdc),
             "lines_first_index": lines_first_index,
-            "lines_entries": len(bodies),
+            "lines_entries": len(entries),
             "transfers": len(batch),
             "at_ms": now_ms,
         }
