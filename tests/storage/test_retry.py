@@ -31,7 +31,12 @@ def pg_engine(postgres_server: PostgresServer) -> Iterator[Engine]:
         engine.dispose()
 
 
-def test_a_deadlock_victim_is_run_again_and_both_writers_land(pg_engine: Engine) -> None:
+@pytest.mark.parametrize("through", ["sqlalchemy", "driver"])
+def test_a_deadlock_victim_is_run_again_and_both_writers_land(
+    pg_engine: Engine, through: str
+) -> None:
+    """Through SQLAlchemy, and through the driver's own cursor (as ``storage.driver``'s
+    users write), whose errors reach the caller unwrapped."""
     both_hold_their_first_row = threading.Barrier(2)
     attempts = {"forward": 0, "backward": 0}
 
@@ -39,10 +44,19 @@ def test_a_deadlock_victim_is_run_again_and_both_writers_land(pg_engine: Engine)
         def attempt() -> None:
             attempts[name] += 1
             with pg_engine.begin() as connection:
-                connection.execute(text("UPDATE cells SET n = n + 1 WHERE id = :i"), {"i": first})
+
+                def bump(cell: int) -> None:
+                    if through == "sqlalchemy":
+                        statement = text("UPDATE cells SET n = n + 1 WHERE id = :i")
+                        connection.execute(statement, {"i": cell})
+                    else:
+                        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                        cursor.execute("UPDATE cells SET n = n + 1 WHERE id = %s", (cell,))
+
+                bump(first)
                 if attempts[name] == 1:  # the first time, make sure the two cross
                     both_hold_their_first_row.wait(timeout=30)
-                connection.execute(text("UPDATE cells SET n = n + 1 WHERE id = :i"), {"i": second})
+                bump(second)
 
         retrying_transient(attempt)
 

@@ -6,6 +6,11 @@ each other; PostgreSQL then aborts one of them with ``deadlock_detected`` (40P01
 under serializable isolation, ``serialization_failure`` (40001). The aborted transaction
 changed nothing, so doing the same work again in a fresh one is correct, and is what the
 PostgreSQL documentation asks of applications. Anything else propagates at once.
+
+The abort is recognised whether it reaches the caller through SQLAlchemy (a
+``DBAPIError`` wrapping the driver's error) or straight from the driver's own cursor, as
+the store modules that write through ``storage.driver`` use it (psycopg's error, which
+carries the ``sqlstate`` itself).
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ _log = logging.getLogger("nexapod.storage")
 T = TypeVar("T")
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(cause, "sqlstate", None)
+    return sqlstate if isinstance(sqlstate, str) else None
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is a transaction PostgreSQL aborted for another's sake."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return sqlstate in _TRANSIENT_SQLSTATES
+    return _sqlstate(exc) in _TRANSIENT_SQLSTATES
 
 
 def retrying_transient(attempt: Callable[[], T], attempts_max: int = ATTEMPTS_MAX) -> T:
@@ -45,10 +53,10 @@ def retrying_transient(attempt: Callable[[], T], attempts_max: int = ATTEMPTS_MA
     for attempt_index in range(1, attempts_max + 1):
         try:
             return attempt()
-        except DBAPIError as exc:
+        except Exception as exc:
             if not is_transient(exc) or attempt_index == attempts_max:
                 raise
-            sqlstate = getattr(exc.orig, "sqlstate", None)
+            sqlstate = _sqlstate(exc)
             log_event(_log, "transaction.retried", attempt=attempt_index, sqlstate=sqlstate)
             time.sleep(random.uniform(0, _BACKOFF_S_MAX))
     raise AssertionError("unreachable: the last attempt returns or raises")
