@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -135,6 +136,19 @@ class ResultRow(Base):
     # pending (awaiting its quorum) | valid (credited) | invalid | forfeited (blacklisted)
     status: Mapped[str] = mapped_column(String(16), server_default="valid")
     validated_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+
+    __table_args__ = (
+        # what an epoch's settlement sums per node, without touching the results' rows
+        # (pools/epoch_work.py): valid results by validation time, with node and FLOPs
+        Index(
+            "ix_results_valid_work",
+            "validated_at_ms",
+            "node_id",
+            "work_flops",
+            sqlite_where=text("status = 'valid'"),
+            postgresql_where=text("status = 'valid'"),
+        ),
+    )
 
 
 class ResultDataRow(Base):

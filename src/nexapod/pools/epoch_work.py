@@ -30,15 +30,19 @@ __all__ = ["NodeEpochWork", "SPLIT", "epoch_work", "users_with_capacity_over"]
 
 SPLIT = 10**6
 
+# Valid results are summed per node first, from the partial covering index
+# ix_results_valid_work alone (no result row is read), and only then joined to the nodes.
 _EPOCH_WORK = f"""
-SELECT r.node_id, n.username, n.capacity_flops_per_s,
-       SUM(r.work_flops / {SPLIT}), SUM(r.work_flops - (r.work_flops / {SPLIT}) * {SPLIT}),
-       m.pool
-FROM results AS r
+SELECT r.node_id, n.username, n.capacity_flops_per_s, r.high, r.low, m.pool
+FROM (
+    SELECT node_id, SUM(work_flops / {SPLIT}) AS high,
+           SUM(work_flops - (work_flops / {SPLIT}) * {SPLIT}) AS low
+    FROM results
+    WHERE status = 'valid' AND validated_at_ms >= ? AND validated_at_ms < ?
+    GROUP BY node_id
+) AS r
 JOIN nodes AS n ON n.node_id = r.node_id
 LEFT OUTER JOIN pool_members AS m ON m.node_id = r.node_id
-WHERE r.status = 'valid' AND r.validated_at_ms >= ? AND r.validated_at_ms < ?
-GROUP BY r.node_id, n.username, n.capacity_flops_per_s, m.pool
 ORDER BY r.node_id
 """
 _USERS_OVER = (
